@@ -1,0 +1,1 @@
+"""boto3 adapters behind the ports in :mod:`multus_ipam.ports`."""
