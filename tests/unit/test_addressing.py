@@ -1,0 +1,173 @@
+"""Subnet arithmetic and worker address choice (pure)."""
+
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from multus_ipam.addressing import (
+    AddressSpace,
+    aws_reserved,
+    choose_device_index,
+    choose_worker_address,
+    default_device_indexes,
+    launch_rank,
+)
+
+NET = IPv4Network("10.0.1.0/24")
+
+
+def a(text: str) -> IPv4Address:
+    return IPv4Address(text)
+
+
+def test_given_a_subnet_when_listing_reserved_then_first_four_and_last_are_reserved() -> None:
+    assert aws_reserved(NET) == {a("10.0.1.0"), a("10.0.1.1"), a("10.0.1.2"), a("10.0.1.3"), a("10.0.1.255")}
+
+
+def test_given_an_ipv6_subnet_when_listing_reserved_then_first_four_and_last_are_reserved() -> None:
+    net = IPv6Network("2001:db8:1:2::/64")
+    reserved = aws_reserved(net)
+    assert IPv6Address("2001:db8:1:2::3") in reserved
+    assert IPv6Address("2001:db8:1:2:ffff:ffff:ffff:ffff") in reserved
+    assert len(reserved) == 5
+
+
+def test_given_an_empty_subnet_when_choosing_then_the_first_address_after_the_reserved_ones() -> None:
+    assert AddressSpace(NET).lowest_free() == a("10.0.1.4")
+
+
+def test_given_used_addresses_when_choosing_then_the_lowest_unused_one() -> None:
+    space = AddressSpace(NET, used=frozenset({a("10.0.1.4"), a("10.0.1.5"), a("10.0.1.7")}))
+    assert space.lowest_free() == a("10.0.1.6")
+
+
+def test_given_a_reservation_at_the_bottom_when_choosing_then_the_address_after_it() -> None:
+    space = AddressSpace(NET, blocked=(IPv4Network("10.0.1.0/28"),))
+    assert space.lowest_free() == a("10.0.1.16")
+
+
+def test_given_an_eni_prefix_when_choosing_then_the_prefix_is_skipped() -> None:
+    space = AddressSpace(NET, used=frozenset({a("10.0.1.4")}), blocked=(IPv4Network("10.0.1.0/29"),))
+    assert space.lowest_free() == a("10.0.1.8")
+
+
+def test_given_an_upper_bound_when_the_range_below_is_full_then_nothing_is_free() -> None:
+    used = frozenset(a(f"10.0.1.{i}") for i in range(4, 64))
+    space = AddressSpace(NET, used=used, upper_bound=a("10.0.1.63"))
+    assert space.lowest_free() is None
+    assert choose_worker_address(space, rank=0) is None
+
+
+def test_given_an_upper_bound_outside_the_subnet_then_it_is_rejected() -> None:
+    with pytest.raises(ValueError, match="outside subnet"):
+        AddressSpace(NET, upper_bound=a("10.0.2.1"))
+
+
+def test_given_a_full_subnet_when_choosing_then_none() -> None:
+    net = IPv4Network("10.0.1.0/28")
+    used = frozenset(a(f"10.0.1.{i}") for i in range(4, 15))
+    assert AddressSpace(net, used=used).lowest_free() is None
+
+
+def test_given_ranks_when_choosing_then_each_rank_takes_a_distinct_free_address() -> None:
+    space = AddressSpace(NET, used=frozenset({a("10.0.1.5")}))
+    picks = [choose_worker_address(space, rank) for rank in range(3)]
+    assert [p.address for p in picks if p] == [a("10.0.1.4"), a("10.0.1.6"), a("10.0.1.7")]
+
+
+def test_given_a_rank_beyond_the_free_addresses_when_choosing_then_falls_back_to_the_lowest() -> None:
+    net = IPv4Network("10.0.1.0/28")
+    used = frozenset(a(f"10.0.1.{i}") for i in range(4, 13))
+    pick = choose_worker_address(AddressSpace(net, used=used), rank=5)
+    assert pick is not None
+    assert pick.address == a("10.0.1.13")
+    assert pick.rank == 0
+
+
+def test_given_an_ipv6_subnet_when_choosing_then_the_lowest_is_found_without_enumerating_it() -> None:
+    net = IPv6Network("2001:db8::/64")
+    reservation = IPv6Network("2001:db8::/80")
+    assert AddressSpace(net, blocked=(reservation,)).lowest_free() == IPv6Address("2001:db8::1:0:0:0")
+
+
+def test_given_waiting_instances_when_ranking_then_the_order_is_by_instance_id() -> None:
+    waiting = ["i-0c", "i-0a", "i-0b"]
+    assert launch_rank("i-0b", waiting) == 1
+    assert launch_rank("i-0d", waiting) == 3
+
+
+def test_given_an_occupied_device_index_when_choosing_then_the_next_free_one() -> None:
+    assert choose_device_index(1, occupied=[0, 1, 2]) == 3
+    assert choose_device_index(2, occupied=[0, 1]) == 2
+
+
+def test_given_subnets_of_an_az_when_defaulting_device_indexes_then_they_start_at_one() -> None:
+    assert default_device_indexes(["subnet-b", "subnet-a"]) == {"subnet-b": 1, "subnet-a": 2}
+
+
+# --- properties -------------------------------------------------------------------------------------
+
+prefix_lengths = st.integers(min_value=24, max_value=28)
+
+
+@st.composite
+def spaces(draw: st.DrawFn) -> AddressSpace:
+    length = draw(prefix_lengths)
+    net = IPv4Network(f"10.20.0.0/{length}")
+    hosts = list(range(int(net.network_address), int(net.broadcast_address) + 1))
+    used = draw(st.frozensets(st.sampled_from(hosts), max_size=len(hosts)))
+    blocks = []
+    for _ in range(draw(st.integers(0, 3))):
+        block_len = draw(st.integers(min_value=length + 1, max_value=32))
+        start = draw(st.sampled_from(hosts))
+        blocks.append(ip_network(f"{IPv4Address(start)}/{block_len}", strict=False))
+    bound = draw(st.none() | st.sampled_from(hosts).map(IPv4Address))
+    return AddressSpace(
+        net,
+        used=frozenset(IPv4Address(h) for h in used),
+        blocked=tuple(b for b in blocks if isinstance(b, IPv4Network)),
+        upper_bound=bound,
+    )
+
+
+def _brute_force_free(space: AddressSpace) -> list[IPv4Address]:
+    reserved = aws_reserved(space.network)
+    result = []
+    for host in space.network:
+        assert isinstance(host, IPv4Address)
+        if host in reserved or host in space.used or any(host in b for b in space.blocked):
+            continue
+        if space.upper_bound is not None and host > space.upper_bound:
+            continue
+        result.append(host)
+    return result
+
+
+@settings(max_examples=300, deadline=None)
+@given(spaces())
+def test_property_lowest_free_is_never_used_reserved_blocked_or_above_the_bound(space: AddressSpace) -> None:
+    expected = _brute_force_free(space)
+    chosen = space.lowest_free()
+    assert chosen == (expected[0] if expected else None)
+    if chosen is not None:
+        assert chosen not in aws_reserved(space.network)
+        assert chosen not in space.used
+        assert not any(chosen in b for b in space.blocked)
+        assert space.upper_bound is None or int(chosen) <= int(space.upper_bound)
+        assert space.is_free(chosen)
+
+
+@settings(max_examples=200, deadline=None)
+@given(spaces())
+def test_property_free_lists_every_free_address_in_ascending_order(space: AddressSpace) -> None:
+    assert list(space.free()) == _brute_force_free(space)
+
+
+@settings(max_examples=200, deadline=None)
+@given(spaces(), st.integers(min_value=1, max_value=40))
+def test_property_n_ranks_take_exactly_the_n_lowest_free_addresses(space: AddressSpace, n: int) -> None:
+    expected = _brute_force_free(space)[:n]
+    picks = [space.nth_free(rank) for rank in range(n)]
+    assert [p for p in picks if p is not None] == expected
