@@ -139,7 +139,7 @@ def _brute_force_free(space: AddressSpace) -> list[IPv4Address]:
         assert isinstance(host, IPv4Address)
         if host in reserved or host in space.used or any(host in b for b in space.blocked):
             continue
-        if space.upper_bound is not None and host > space.upper_bound:
+        if space.upper_bound is not None and int(host) > int(space.upper_bound):
             continue
         result.append(host)
     return result
