@@ -1,0 +1,88 @@
+"""Our error types. Adapters translate AWS error codes into these; the domain never sees botocore.
+
+Each error says what went wrong in words an operator can act on. ``LifecycleFailure`` subclasses end a
+launch with the configured failure result after a rollback; everything else is a bug or an AWS fault that
+still completes the lifecycle action before it propagates.
+"""
+
+from __future__ import annotations
+
+
+class MultusIpamError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigurationError(MultusIpamError):
+    """An environment variable is missing or malformed. Raised at cold start, naming the variable."""
+
+    def __init__(self, variable: str, problem: str, accepted: str | None = None) -> None:
+        self.variable = variable
+        message = f"{variable}: {problem}"
+        if accepted:
+            message += f" (expected {accepted})"
+        super().__init__(message)
+
+
+class InvalidEvent(MultusIpamError):
+    """The event is not a lifecycle event we handle; nothing in AWS is touched."""
+
+
+class LifecycleFailure(MultusIpamError):
+    """A launch step failed for a reason retrying will not fix: roll back, complete with the failure
+    result."""
+
+
+class WorkerRangeExhausted(LifecycleFailure):
+    """No free address is left in the worker range of a subnet (below its bound, outside reservations)."""
+
+
+class InsufficientAddresses(LifecycleFailure):
+    """EC2 has no address left to assign in the subnet (InsufficientFreeAddressesInSubnet)."""
+
+
+class MissingReservation(LifecycleFailure):
+    """A Multus subnet lacks the CIDR reservation that keeps workers out of the pod range."""
+
+
+class SubnetMisconfigured(LifecycleFailure):
+    """A configured Multus subnet does not exist or does not fit the configuration (bound, IP family)."""
+
+
+class InstanceGone(LifecycleFailure):
+    """The instance of the lifecycle action no longer exists or is shutting down."""
+
+
+class AddressConflictsExhausted(LifecycleFailure):
+    """Every attempt to claim an address collided with another claim; the subnet is under heavy churn."""
+
+
+class DeadlineExceeded(LifecycleFailure):
+    """The invocation is about to time out; stop, roll back and complete while there is still time."""
+
+
+class AwsCallFailed(LifecycleFailure):
+    """An AWS call failed with an error that is not one of the decisions below (after SDK retries)."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        super().__init__(f"{operation} failed: {code}: {message}")
+
+
+# --- decisions the engine takes on specific AWS answers ---------------------------------------------
+
+
+class IpAddressInUse(MultusIpamError):
+    """The requested private IP was taken meanwhile (InvalidIPAddress.InUse): try the next candidate."""
+
+
+class DeviceIndexTaken(MultusIpamError):
+    """The device index is occupied, e.g. by an ENI the VPC CNI attached first: take the next free one."""
+
+
+class LifecycleActionGone(MultusIpamError):
+    """CompleteLifecycleAction answered "No active Lifecycle Action": completed or timed out already."""
+
+
+class NotFound(MultusIpamError):
+    """The resource does not exist (any more)."""

@@ -1,0 +1,161 @@
+"""The edge: EventBridge lifecycle events in, a typed action (or a named rejection) out.
+
+Auto Scaling sends `EC2 Instance-launch Lifecycle Action` and `EC2 Instance-terminate Lifecycle Action`
+events from `aws.autoscaling`. Fields outside the ones we use are ignored (AWS adds fields over time);
+fields we use are validated, and anything wrong is reported with the path of the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from multus_ipam.errors import InvalidEvent
+
+LAUNCH_DETAIL_TYPE = "EC2 Instance-launch Lifecycle Action"
+TERMINATE_DETAIL_TYPE = "EC2 Instance-terminate Lifecycle Action"
+TEST_NOTIFICATION = "autoscaling:TEST_NOTIFICATION"
+
+
+class Transition(StrEnum):
+    LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+    TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
+
+
+Place = Literal["EC2", "AutoScalingGroup", "WarmPool"]
+
+
+class _Detail(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    token: Annotated[str, Field(alias="LifecycleActionToken", min_length=1, max_length=36)]
+    group: Annotated[str, Field(alias="AutoScalingGroupName", min_length=1, max_length=255)]
+    hook: Annotated[str, Field(alias="LifecycleHookName", min_length=1, max_length=255)]
+    instance_id: Annotated[str, Field(alias="EC2InstanceId", pattern=r"^i-[0-9a-f]{8,17}$")]
+    metadata: Annotated[str | None, Field(alias="NotificationMetadata")] = None
+    origin: Annotated[Place | None, Field(alias="Origin")] = None
+    destination: Annotated[Place | None, Field(alias="Destination")] = None
+
+
+class _LaunchDetail(_Detail):
+    transition: Annotated[Literal[Transition.LAUNCHING], Field(alias="LifecycleTransition")]
+
+
+class _TerminateDetail(_Detail):
+    transition: Annotated[Literal[Transition.TERMINATING], Field(alias="LifecycleTransition")]
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    id: Annotated[str, Field(min_length=1)]
+    source: Literal["aws.autoscaling"]
+
+
+class _LaunchEvent(_Envelope):
+    detail_type: Annotated[Literal["EC2 Instance-launch Lifecycle Action"], Field(alias="detail-type")]
+    detail: _LaunchDetail
+
+
+class _TerminateEvent(_Envelope):
+    detail_type: Annotated[Literal["EC2 Instance-terminate Lifecycle Action"], Field(alias="detail-type")]
+    detail: _TerminateDetail
+
+
+class _Event(BaseModel):
+    event: Annotated[_LaunchEvent | _TerminateEvent, Field(discriminator="detail_type")]
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleAction:
+    """One lifecycle action to carry out, identified by its token (warm pools give one instance several)."""
+
+    transition: Transition
+    event_id: str
+    group: str
+    hook: str
+    token: str
+    instance_id: str
+    origin: str | None = None
+    destination: str | None = None
+
+    @property
+    def into_warm_pool(self) -> bool:
+        return self.destination == "WarmPool"
+
+    def log_keys(self) -> dict[str, str]:
+        keys = {
+            "instance_id": self.instance_id,
+            "group": self.group,
+            "hook": self.hook,
+            "transition": self.transition.value,
+            "lifecycle_token": self.token,
+            "event_id": self.event_id,
+        }
+        if self.origin:
+            keys["origin"] = self.origin
+        if self.destination:
+            keys["destination"] = self.destination
+        return keys
+
+
+@dataclass(frozen=True, slots=True)
+class TestNotification:
+    """Sent by Auto Scaling when a notification target is added: nothing to do, not an error."""
+
+    group: str | None
+
+
+ParsedEvent = LifecycleAction | TestNotification
+
+
+def _is_test_notification(event: dict[str, Any]) -> bool:
+    detail = event.get("detail")
+    return event.get("Event") == TEST_NOTIFICATION or (
+        isinstance(detail, dict) and detail.get("Event") == TEST_NOTIFICATION
+    )
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False):
+        location = ".".join(str(part) for part in item["loc"][1:]) or "event"
+        problems.append(f"{location}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def parse_lifecycle_event(event: object) -> ParsedEvent:
+    """Parse an EventBridge event into a :class:`LifecycleAction` or a :class:`TestNotification`.
+
+    Raises :class:`InvalidEvent` naming the offending field for anything else.
+    """
+    if not isinstance(event, dict):
+        raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
+    if _is_test_notification(event):
+        detail = event.get("detail") if isinstance(event.get("detail"), dict) else event
+        group = detail.get("AutoScalingGroupName") if isinstance(detail, dict) else None
+        return TestNotification(group=group if isinstance(group, str) else None)
+    detail_type = event.get("detail-type")
+    if detail_type not in (LAUNCH_DETAIL_TYPE, TERMINATE_DETAIL_TYPE):
+        raise InvalidEvent(
+            f"detail-type: unsupported value {detail_type!r} "
+            f"(expected {LAUNCH_DETAIL_TYPE!r} or {TERMINATE_DETAIL_TYPE!r})"
+        )
+    try:
+        parsed = _Event.model_validate({"event": event}).event
+    except ValidationError as error:
+        raise InvalidEvent(_describe(error)) from None
+    detail = parsed.detail
+    return LifecycleAction(
+        transition=detail.transition,
+        event_id=parsed.id,
+        group=detail.group,
+        hook=detail.hook,
+        token=detail.token,
+        instance_id=detail.instance_id,
+        origin=detail.origin,
+        destination=detail.destination,
+    )

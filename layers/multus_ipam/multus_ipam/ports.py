@@ -1,0 +1,158 @@
+"""What the lifecycle engine needs from AWS, as small typed interfaces, and the values they exchange.
+
+Adapters over boto3 live in :mod:`multus_ipam.aws`; tests may also use the local AWS behind the same
+adapters. Every method either returns what it says or raises one of :mod:`multus_ipam.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Protocol
+
+from multus_ipam.addressing import IPNetwork
+from multus_ipam.settings import LifecycleResult
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    instance_id: str
+    availability_zone: str
+    state: str
+    """EC2 state name: pending, running, shutting-down, terminated, stopping, stopped."""
+
+    @property
+    def is_gone(self) -> bool:
+        return self.state in ("shutting-down", "terminated")
+
+
+@dataclass(frozen=True, slots=True)
+class Subnet:
+    subnet_id: str
+    availability_zone: str
+    vpc_id: str
+    ipv4_cidr: IPv4Network | None
+    ipv6_cidr: IPv6Network | None
+    """The subnet's associated IPv6 block, if dual-stack or IPv6-only."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    attachment_id: str
+    instance_id: str
+    device_index: int
+    network_card_index: int
+    delete_on_termination: bool
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Eni:
+    eni_id: str
+    subnet_id: str
+    status: str
+    """available, in-use, attaching, detaching, ..."""
+    private_ipv4s: tuple[IPv4Address, ...] = ()
+    ipv6s: tuple[IPv6Address, ...] = ()
+    ipv4_prefixes: tuple[IPv4Network, ...] = ()
+    ipv6_prefixes: tuple[IPv6Network, ...] = ()
+    attachment: Attachment | None = None
+    source_dest_check: bool = True
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def primary_ipv4(self) -> IPv4Address | None:
+        return self.private_ipv4s[0] if self.private_ipv4s else None
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    reservation_id: str
+    cidr: IPNetwork
+    kind: str
+    """explicit or prefix"""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateEni:
+    """Everything CreateNetworkInterface gets; ``client_token`` makes a retried create return the same ENI."""
+
+    subnet_id: str
+    security_groups: tuple[str, ...]
+    tags: Mapping[str, str]
+    client_token: str
+    description: str
+    ipv4: IPv4Address | None = None
+    """None: EC2 assigns one (outside explicit reservations)."""
+    ipv6: IPv6Address | None = None
+    ipv6_count: int = 0
+    """With ``ipv6`` None and this 1, EC2 assigns an IPv6 address."""
+
+
+class Ec2(Protocol):
+    def describe_instance(self, instance_id: str) -> Instance | None: ...
+
+    def describe_subnets(self, subnet_ids: Sequence[str]) -> list[Subnet]:
+        """Raises NotFound naming the missing subnet."""
+        ...
+
+    def subnet_enis(self, subnet_id: str) -> list[Eni]:
+        """Every ENI in the subnet, all pages."""
+        ...
+
+    def subnet_reservations(self, subnet_id: str) -> list[Reservation]:
+        """Every CIDR reservation of the subnet (IPv4 and IPv6, explicit and prefix), all pages."""
+        ...
+
+    def owned_enis(self, owner: str, instance_id: str) -> list[Eni]:
+        """Our ENIs (by ownership tags) intended for or attached to the instance, all pages."""
+        ...
+
+    def instance_enis(self, instance_id: str) -> list[Eni]:
+        """Every ENI attached to the instance (to see which device indexes are taken)."""
+        ...
+
+    def describe_eni(self, eni_id: str) -> Eni | None: ...
+
+    def create_eni(self, request: CreateEni) -> Eni:
+        """Raises IpAddressInUse, InsufficientAddresses, AwsCallFailed."""
+        ...
+
+    def attach_eni(self, eni_id: str, instance_id: str, device_index: int, network_card_index: int) -> str:
+        """Returns the attachment id. Raises DeviceIndexTaken, AwsCallFailed."""
+        ...
+
+    def set_delete_on_termination(self, eni_id: str, attachment_id: str) -> None: ...
+
+    def set_source_dest_check(self, eni_id: str, *, enabled: bool) -> None: ...
+
+    def detach_eni(self, attachment_id: str) -> None:
+        """Tolerates an attachment that is already gone."""
+        ...
+
+    def delete_eni(self, eni_id: str) -> None:
+        """Tolerates NotFound (deleting twice is normal)."""
+        ...
+
+
+class AutoScaling(Protocol):
+    def complete_lifecycle_action(
+        self, *, group: str, hook: str, token: str, instance_id: str, result: LifecycleResult
+    ) -> None:
+        """Raises LifecycleActionGone when no such action is active any more."""
+        ...
+
+    def lifecycle_state(self, instance_id: str) -> str | None:
+        """The instance's LifecycleState in its group (e.g. Pending:Wait), None if not in a group."""
+        ...
+
+    def waiting_instances(self, group: str, availability_zone: str) -> list[str]:
+        """Instances of the group in the AZ whose launch is waiting on a lifecycle hook."""
+        ...
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
