@@ -1,0 +1,68 @@
+"""Auto Scaling adapter: completing lifecycle actions and reading lifecycle states."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from botocore.exceptions import ClientError
+
+from multus_ipam.aws._errors import aws_call, error_code, error_message
+from multus_ipam.errors import LifecycleActionGone
+from multus_ipam.settings import LifecycleResult
+
+if TYPE_CHECKING:
+    from mypy_boto3_autoscaling import AutoScalingClient
+
+#: Lifecycle states of an instance whose launch waits on a hook (or is about to).
+LAUNCH_WAITING_STATES = frozenset({"Pending", "Pending:Wait", "Warmed:Pending", "Warmed:Pending:Wait"})
+NO_ACTIVE_ACTION = "No active Lifecycle Action found"
+
+
+class AutoScalingAdapter:
+    """Implements :class:`multus_ipam.ports.AutoScaling` over a boto3 Auto Scaling client."""
+
+    IAM_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "autoscaling:CompleteLifecycleAction",
+            "autoscaling:DescribeAutoScalingInstances",
+            "autoscaling:DescribeAutoScalingGroups",
+        }
+    )
+
+    def __init__(self, client: AutoScalingClient) -> None:
+        self._client = client
+
+    def complete_lifecycle_action(
+        self, *, group: str, hook: str, token: str, instance_id: str, result: LifecycleResult
+    ) -> None:
+        try:
+            self._client.complete_lifecycle_action(
+                LifecycleHookName=hook,
+                AutoScalingGroupName=group,
+                LifecycleActionToken=token,
+                LifecycleActionResult=result.value,
+                InstanceId=instance_id,
+            )
+        except ClientError as error:
+            # The code is the generic ValidationError: the message is what says the action is gone.
+            if error_code(error) == "ValidationError" and NO_ACTIVE_ACTION in error_message(error):
+                raise LifecycleActionGone(error_message(error)) from error
+            with aws_call("CompleteLifecycleAction"):
+                raise
+
+    def lifecycle_state(self, instance_id: str) -> str | None:
+        with aws_call("DescribeAutoScalingInstances"):
+            response = self._client.describe_auto_scaling_instances(InstanceIds=[instance_id])
+        for item in response.get("AutoScalingInstances", []):
+            return item["LifecycleState"]
+        return None
+
+    def waiting_instances(self, group: str, availability_zone: str) -> list[str]:
+        with aws_call("DescribeAutoScalingGroups"):
+            response = self._client.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+        return [
+            item["InstanceId"]
+            for found in response.get("AutoScalingGroups", [])
+            for item in found.get("Instances", [])
+            if item.get("AvailabilityZone") == availability_zone and item.get("LifecycleState") in LAUNCH_WAITING_STATES
+        ]

@@ -1,0 +1,491 @@
+"""The one lifecycle engine both functions share.
+
+Launch: for each Multus subnet in the instance's AZ, in configured order, adopt our ENI if one exists, else
+create it (address from the strategy, tags at creation, deterministic client token), attach it at its
+device index on an explicit network card, set DeleteOnTermination (and SourceDestCheck off if asked), then
+complete the lifecycle action with CONTINUE. On failure: release every ENI we own for the instance, then
+complete with the configured failure result.
+
+Terminate: into a warm pool, keep everything; otherwise release our ENIs that EC2 would not delete with the
+instance, then complete with CONTINUE.
+
+Every step is safe to repeat: the same event delivered twice, in parallel, or after a crash between any two
+AWS calls ends with one ENI per subnet, attached once, and one lifecycle result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, assert_never
+
+from multus_ipam.addressing import choose_device_index, default_device_indexes
+from multus_ipam.errors import (
+    AddressConflictsExhausted,
+    AwsCallFailed,
+    DeadlineExceeded,
+    DeviceIndexTaken,
+    InstanceGone,
+    IpAddressInUse,
+    LifecycleActionGone,
+    LifecycleFailure,
+    MultusIpamError,
+    SubnetMisconfigured,
+)
+from multus_ipam.events import LifecycleAction, ParsedEvent, TestNotification, Transition
+from multus_ipam.ports import AutoScaling, Clock, CreateEni, Ec2, Eni, Instance, Subnet
+from multus_ipam.settings import SUBNET_TAG, LifecycleResult, Settings
+from multus_ipam.strategies import AddressChoice, AddressStrategy
+
+
+class Metric(StrEnum):
+    ENIS_CREATED = "EnisCreated"
+    ENIS_ADOPTED = "EnisAdopted"
+    ENIS_RELEASED = "EnisReleased"
+    ADDRESS_CONFLICTS = "AddressConflictsRetried"
+    DEVICE_INDEX_FALLBACKS = "DeviceIndexFallbacks"
+    ROLLBACKS = "Rollbacks"
+    CONTINUE = "LifecycleContinue"
+    ABANDON = "LifecycleAbandon"
+    ALREADY_COMPLETED = "LifecycleAlreadyCompleted"
+    EVENTS_SKIPPED = "EventsSkipped"
+
+
+class Metrics(Protocol):
+    def count(self, metric: Metric, value: int = 1) -> None: ...
+
+
+class Status(StrEnum):
+    COMPLETED = "completed"
+    """We completed the lifecycle action with ``result``."""
+    ALREADY_COMPLETED = "already-completed"
+    """Someone else (an earlier delivery, a timeout) had completed it; we stopped quietly."""
+    SKIPPED = "skipped"
+    """A test notification: nothing to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class EniRecord:
+    subnet_id: str
+    eni_id: str
+    ipv4: str | None
+    ipv6: str | None
+    device_index: int
+    adopted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: Status
+    result: LifecycleResult | None = None
+    enis: tuple[EniRecord, ...] = ()
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "status": self.status.value,
+            "result": self.result.value if self.result else None,
+            "enis": [
+                {
+                    "subnetId": e.subnet_id,
+                    "networkInterfaceId": e.eni_id,
+                    "ipv4": e.ipv4,
+                    "ipv6": e.ipv6,
+                    "deviceIndex": e.device_index,
+                    "adopted": e.adopted,
+                }
+                for e in self.enis
+            ],
+            "reason": self.reason,
+        }
+
+
+class RollbackIncomplete(MultusIpamError):
+    """The lifecycle action was completed, but some of our ENIs could not be released: they are named."""
+
+
+@dataclass(slots=True)
+class Budget:
+    """The time left in this invocation, minus what rollback and completion need."""
+
+    remaining_ms: Callable[[], int]
+    margin_seconds: float
+
+    def seconds_left(self) -> float:
+        return self.remaining_ms() / 1000 - self.margin_seconds
+
+    def check(self, step: str) -> None:
+        if self.seconds_left() <= 0:
+            raise DeadlineExceeded(
+                f"stopped before {step}: less than {self.margin_seconds:.0f}s left for rollback and completion"
+            )
+
+
+def client_token(instance_id: str, subnet_id: str, choice: AddressChoice) -> str:
+    """Deterministic CreateNetworkInterface token (<= 64 ASCII characters).
+
+    Keyed by what is created: a re-invoked launch that asks for the same ENI gets the same ENI back, and a
+    retry with another address after a conflict is a different request, not a mismatch.
+    """
+    key = "|".join((instance_id, subnet_id, str(choice.ipv4 or "auto"), str(choice.ipv6 or choice.ipv6_auto)))
+    return "multus-ipam-" + hashlib.sha256(key.encode()).hexdigest()[:48]
+
+
+@dataclass(slots=True)
+class _Progress:
+    records: list[EniRecord] = field(default_factory=list)
+
+
+class LifecycleService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        ec2: Ec2,
+        autoscaling: AutoScaling,
+        strategy: AddressStrategy,
+        metrics: Metrics,
+        clock: Clock,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._ec2 = ec2
+        self._autoscaling = autoscaling
+        self._strategy = strategy
+        self._metrics = metrics
+        self._clock = clock
+        self._log = logger or logging.getLogger(__name__)
+        self._subnets: dict[str, Subnet] | None = None
+
+    # --- dispatch -------------------------------------------------------------------------------------
+
+    def handle(self, event: ParsedEvent, remaining_ms: Callable[[], int]) -> Outcome:
+        if isinstance(event, TestNotification):
+            self._metrics.count(Metric.EVENTS_SKIPPED)
+            self._log.info("test notification skipped", extra={"group": event.group})
+            return Outcome(Status.SKIPPED, reason="test notification")
+        budget = Budget(remaining_ms, self._settings.safety_margin_seconds)
+        match event.transition:
+            case Transition.LAUNCHING:
+                return self._launch(event, budget)
+            case Transition.TERMINATING:
+                return self._terminate(event, budget)
+            case _ as unreachable:
+                assert_never(unreachable)
+
+    # --- launch ---------------------------------------------------------------------------------------
+
+    def _launch(self, action: LifecycleAction, budget: Budget) -> Outcome:
+        progress = _Progress()
+        try:
+            self._prepare_enis(action, budget, progress)
+        except LifecycleFailure as failure:
+            return self._fail(action, budget, failure)
+        except Exception as error:
+            # A bug or an AWS fault we did not plan for: still roll back and complete, then let it propagate
+            # so the invocation is marked failed (on-failure destination, alarm).
+            self._log.exception("unexpected error during launch")
+            self._fail(action, budget, error)
+            raise
+        completed = self._complete(action, LifecycleResult.CONTINUE)
+        return Outcome(
+            Status.COMPLETED if completed else Status.ALREADY_COMPLETED,
+            LifecycleResult.CONTINUE,
+            tuple(progress.records),
+        )
+
+    def _prepare_enis(self, action: LifecycleAction, budget: Budget, progress: _Progress) -> None:
+        instance = self._ec2.describe_instance(action.instance_id)
+        if instance is None or instance.is_gone:
+            state = instance.state if instance else "not found"
+            raise InstanceGone(f"instance {action.instance_id} is {state}")
+        subnets = self._subnets_in(instance.availability_zone)
+        for subnet in subnets:
+            self._strategy.verify(subnet)
+        defaults = default_device_indexes([s.subnet_id for s in subnets])
+        for subnet in subnets:
+            budget.check(f"preparing the ENI in {subnet.subnet_id}")
+            desired = self._settings.device_indexes.get(subnet.subnet_id, defaults[subnet.subnet_id])
+            progress.records.append(self._prepare_one(action, instance, subnet, desired, budget))
+
+    def _prepare_one(
+        self, action: LifecycleAction, instance: Instance, subnet: Subnet, desired: int, budget: Budget
+    ) -> EniRecord:
+        existing = self._owned_in(instance.instance_id, subnet.subnet_id)
+        adopted = existing is not None
+        if existing is None:
+            existing = self._create(action, instance, subnet, budget)
+        else:
+            self._metrics.count(Metric.ENIS_ADOPTED)
+            self._log.info("adopting existing ENI", extra={"eni": existing.eni_id, "subnet": subnet.subnet_id})
+        eni = self._attach(existing, instance, desired, budget)
+        assert eni.attachment is not None
+        if not eni.attachment.delete_on_termination:
+            self._ec2.set_delete_on_termination(eni.eni_id, eni.attachment.attachment_id)
+        if self._settings.disable_source_dest_check and eni.source_dest_check:
+            self._ec2.set_source_dest_check(eni.eni_id, enabled=False)
+        return EniRecord(
+            subnet_id=subnet.subnet_id,
+            eni_id=eni.eni_id,
+            ipv4=str(eni.primary_ipv4) if eni.primary_ipv4 else None,
+            ipv6=str(eni.ipv6s[0]) if eni.ipv6s else None,
+            device_index=eni.attachment.device_index,
+            adopted=adopted,
+        )
+
+    def _owned_in(self, instance_id: str, subnet_id: str) -> Eni | None:
+        """Our ENI for the instance in the subnet. With several (parallel deliveries raced), keep one.
+
+        Every racer applies the same rule (an attached one, else the lowest id) and deletes the rest, so
+        they converge on the same ENI.
+        """
+        mine = [
+            eni
+            for eni in self._ec2.owned_enis(self._settings.owner, instance_id)
+            if eni.subnet_id == subnet_id or eni.tags.get(SUBNET_TAG) == subnet_id
+        ]
+        if not mine:
+            return None
+        attached = [e for e in mine if e.attachment and e.attachment.instance_id == instance_id]
+        keep = min(attached or mine, key=lambda e: e.eni_id)
+        for extra in mine:
+            if extra.eni_id != keep.eni_id and extra.attachment is None:
+                self._log.warning(
+                    "deleting duplicate ENI from a parallel delivery", extra={"eni": extra.eni_id, "kept": keep.eni_id}
+                )
+                self._ec2.delete_eni(extra.eni_id)
+        return keep
+
+    def _create(self, action: LifecycleAction, instance: Instance, subnet: Subnet, budget: Budget) -> Eni:
+        for attempt in range(1, self._settings.max_address_attempts + 1):
+            budget.check(f"creating an ENI in {subnet.subnet_id}")
+            choice = self._strategy.choose(subnet, instance)
+            request = CreateEni(
+                subnet_id=subnet.subnet_id,
+                security_groups=self._settings.security_groups[subnet.subnet_id],
+                tags=self._settings.tags_for(instance.instance_id, subnet.subnet_id),
+                client_token=client_token(instance.instance_id, subnet.subnet_id, choice),
+                description=f"Multus ENI of {instance.instance_id} ({action.group})",
+                ipv4=choice.ipv4,
+                ipv6=choice.ipv6,
+                ipv6_count=1 if choice.ipv6_auto else 0,
+            )
+            try:
+                eni = self._ec2.create_eni(request)
+            except IpAddressInUse:
+                self._metrics.count(Metric.ADDRESS_CONFLICTS)
+                self._log.info(
+                    "address taken meanwhile, choosing again",
+                    extra={"subnet": subnet.subnet_id, "address": str(choice.ipv4 or choice.ipv6), "attempt": attempt},
+                )
+                continue
+            self._metrics.count(Metric.ENIS_CREATED)
+            self._log.info(
+                "created ENI",
+                extra={"eni": eni.eni_id, "subnet": subnet.subnet_id, "reason": choice.reason, "attempt": attempt},
+            )
+            # A parallel delivery of the same event may have created another one for this subnet meanwhile.
+            return self._owned_in(instance.instance_id, subnet.subnet_id) or eni
+        raise AddressConflictsExhausted(
+            f"{self._settings.max_address_attempts} address choices in {subnet.subnet_id} were all taken "
+            "by concurrent claims (MAX_ADDRESS_ATTEMPTS)"
+        )
+
+    def _attach(self, eni: Eni, instance: Instance, desired: int, budget: Budget) -> Eni:
+        if eni.attachment is not None:
+            if eni.attachment.instance_id == instance.instance_id:
+                return eni
+            raise AwsCallFailed(
+                "AttachNetworkInterface",
+                "EniAttachedElsewhere",
+                f"{eni.eni_id} is tagged for {instance.instance_id} but attached to {eni.attachment.instance_id}",
+            )
+        card = self._settings.network_card_index
+        occupied = {
+            e.attachment.device_index
+            for e in self._ec2.instance_enis(instance.instance_id)
+            if e.attachment and e.attachment.network_card_index == card
+        }
+        index = choose_device_index(desired, occupied)
+        for _ in range(16):
+            budget.check(f"attaching {eni.eni_id}")
+            if index != desired:
+                self._metrics.count(Metric.DEVICE_INDEX_FALLBACKS)
+                self._log.warning(
+                    "device index taken, using the next free one",
+                    extra={"eni": eni.eni_id, "desired_index": desired, "device_index": index},
+                )
+            try:
+                self._ec2.attach_eni(eni.eni_id, instance.instance_id, index, card)
+            except DeviceIndexTaken:
+                current = self._ec2.describe_eni(eni.eni_id)
+                if current and current.attachment and current.attachment.instance_id == instance.instance_id:
+                    return current  # a parallel delivery attached it
+                occupied.add(index)
+                index = choose_device_index(index + 1, occupied)
+                continue
+            except AwsCallFailed:
+                current = self._ec2.describe_eni(eni.eni_id)
+                if current and current.attachment and current.attachment.instance_id == instance.instance_id:
+                    return current  # "already attached" to us by a parallel delivery
+                raise
+            current = self._ec2.describe_eni(eni.eni_id)
+            if current is None or current.attachment is None:
+                raise AwsCallFailed("AttachNetworkInterface", "AttachmentMissing", f"{eni.eni_id} shows no attachment")
+            return current
+        raise AwsCallFailed("AttachNetworkInterface", "NoFreeDeviceIndex", f"no free device index for {eni.eni_id}")
+
+    def _subnets_in(self, availability_zone: str) -> list[Subnet]:
+        if self._subnets is None:
+            found = {s.subnet_id: s for s in self._ec2.describe_subnets(self._settings.subnet_ids)}
+            missing = [s for s in self._settings.subnet_ids if s not in found]
+            if missing:
+                raise SubnetMisconfigured(f"MULTUS_SUBNET_IDS: {', '.join(missing)} not found")
+            self._subnets = found  # subnets never change AZ or CIDR: cache per execution environment
+        in_az = [
+            self._subnets[s]
+            for s in self._settings.subnet_ids
+            if self._subnets[s].availability_zone == availability_zone
+        ]
+        if not in_az:
+            raise SubnetMisconfigured(
+                f"no subnet of MULTUS_SUBNET_IDS is in {availability_zone}; the group launches there, "
+                "so its workers would have no Multus interface"
+            )
+        return in_az
+
+    def _fail(self, action: LifecycleAction, budget: Budget, error: Exception) -> Outcome:
+        result = self._settings.failure_result
+        self._log.error(
+            "launch failed, rolling back",
+            extra={"error": str(error), "error_type": type(error).__name__, "result": result.value},
+        )
+        left = self._release(action.instance_id, budget, everything=True)
+        self._metrics.count(Metric.ROLLBACKS)
+        completed = self._complete(action, result)
+        if left:
+            raise RollbackIncomplete(
+                f"completed {action.instance_id} with {result.value}, but could not release {', '.join(left)}"
+            )
+        return Outcome(
+            Status.COMPLETED if completed else Status.ALREADY_COMPLETED,
+            result,
+            reason=f"{type(error).__name__}: {error}",
+        )
+
+    # --- terminate ------------------------------------------------------------------------------------
+
+    def _terminate(self, action: LifecycleAction, budget: Budget) -> Outcome:
+        if action.into_warm_pool:
+            self._log.info("instance goes back to the warm pool: keeping its ENIs")
+            completed = self._complete(action, LifecycleResult.CONTINUE)
+            return Outcome(
+                Status.COMPLETED if completed else Status.ALREADY_COMPLETED,
+                LifecycleResult.CONTINUE,
+                reason="warm pool",
+            )
+        try:
+            left = self._release(action.instance_id, budget, everything=False)
+        except Exception:
+            self._log.exception("unexpected error while releasing ENIs")
+            self._complete(action, LifecycleResult.CONTINUE)
+            raise
+        completed = self._complete(action, LifecycleResult.CONTINUE)
+        if left:
+            raise RollbackIncomplete(f"completed {action.instance_id}, but could not release {', '.join(left)}")
+        return Outcome(Status.COMPLETED if completed else Status.ALREADY_COMPLETED, LifecycleResult.CONTINUE)
+
+    # --- shared steps ---------------------------------------------------------------------------------
+
+    def _release(self, instance_id: str, budget: Budget, *, everything: bool) -> list[str]:
+        """Detach and delete our ENIs of the instance; returns the ids that could not be released.
+
+        ``everything`` False keeps attached ENIs with DeleteOnTermination: EC2 deletes them with the instance.
+        """
+        left = []
+        for eni in self._ec2.owned_enis(self._settings.owner, instance_id):
+            attachment = eni.attachment
+            if (
+                not everything
+                and attachment
+                and attachment.instance_id == instance_id
+                and attachment.delete_on_termination
+            ):
+                continue
+            try:
+                if attachment is not None:
+                    self._ec2.detach_eni(attachment.attachment_id)
+                    self._wait_detached(eni.eni_id, budget)
+                self._ec2.delete_eni(eni.eni_id)
+            except (MultusIpamError, TimeoutError) as error:
+                self._log.error("could not release ENI", extra={"eni": eni.eni_id, "error": str(error)})
+                left.append(eni.eni_id)
+                continue
+            self._metrics.count(Metric.ENIS_RELEASED)
+            self._log.info("released ENI", extra={"eni": eni.eni_id})
+        return left
+
+    def _wait_detached(self, eni_id: str, budget: Budget) -> None:
+        """Detaching is asynchronous: wait (bounded) until the ENI is available before deleting it."""
+        waited, delay = 0.0, 0.5
+        limit = min(self._settings.detach_timeout_seconds, max(budget.remaining_ms() / 1000 - 10, 1))
+        while True:
+            current = self._ec2.describe_eni(eni_id)
+            if current is None or current.status == "available":
+                return
+            if waited >= limit:
+                raise TimeoutError(f"{eni_id} still {current.status} after {waited:.0f}s")
+            self._clock.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 5.0)
+
+    def _complete(self, action: LifecycleAction, result: LifecycleResult) -> bool:
+        """Complete the action; False when it had already been completed (a redelivery, a timeout).
+
+        "No active Lifecycle Action" is final once the instance no longer waits on this action; it has been
+        reported briefly while the instance still waits, so then retry a few times with backoff.
+        """
+        waiting_state = _waiting_state(action)
+        delay = 1.0
+        for _ in range(4):
+            try:
+                self._autoscaling.complete_lifecycle_action(
+                    group=action.group,
+                    hook=action.hook,
+                    token=action.token,
+                    instance_id=action.instance_id,
+                    result=result,
+                )
+            except LifecycleActionGone:
+                state = self._autoscaling.lifecycle_state(action.instance_id)
+                if state != waiting_state:
+                    self._metrics.count(Metric.ALREADY_COMPLETED)
+                    self._log.info(
+                        "lifecycle action was already completed", extra={"lifecycle_state": state or "not in group"}
+                    )
+                    return False
+                self._clock.sleep(delay)
+                delay *= 2
+                continue
+            self._metrics.count(Metric.CONTINUE if result is LifecycleResult.CONTINUE else Metric.ABANDON)
+            self._log.info("lifecycle action completed", extra={"result": result.value})
+            return True
+        raise LifecycleActionGone(
+            f"CompleteLifecycleAction keeps answering 'No active Lifecycle Action' while {action.instance_id} "
+            f"is still in {waiting_state}"
+        )
+
+
+def _waiting_state(action: LifecycleAction) -> str:
+    if action.destination == "WarmPool":
+        return "Warmed:Pending:Wait"
+    match action.transition:
+        case Transition.LAUNCHING:
+            return "Pending:Wait"
+        case Transition.TERMINATING:
+            return "Terminating:Wait"
+        case _ as unreachable:
+            assert_never(unreachable)

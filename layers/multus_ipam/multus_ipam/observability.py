@@ -1,0 +1,37 @@
+"""Logger and metrics set-up (Powertools), safe when several invocations share a process (the benchmark)."""
+
+from __future__ import annotations
+
+import threading
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Metrics as PowertoolsMetricsClient
+from aws_lambda_powertools.metrics import MetricUnit
+
+from multus_ipam.lifecycle import Metric
+
+SERVICE = "multus-ipam"
+NAMESPACE = "EksMultusIpam"
+
+
+def make_logger() -> Logger:
+    """JSON logs; level from POWERTOOLS_LOG_LEVEL / LOG_LEVEL (Powertools reads them)."""
+    return Logger(service=SERVICE)
+
+
+class PowertoolsMetrics:
+    """Implements :class:`multus_ipam.lifecycle.Metrics` as CloudWatch EMF metrics, one flush per invocation."""
+
+    def __init__(self, mode: str, client: PowertoolsMetricsClient | None = None) -> None:
+        self._client = client or PowertoolsMetricsClient(namespace=NAMESPACE, service=SERVICE)
+        self._mode = mode
+        self._lock = threading.Lock()
+
+    def count(self, metric: Metric, value: int = 1) -> None:
+        with self._lock:
+            self._client.add_metric(name=metric.value, unit=MetricUnit.Count, value=value)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._client.add_dimension(name="Mode", value=self._mode)
+            self._client.flush_metrics(raise_on_empty_metrics=False)
