@@ -1,0 +1,87 @@
+"""Parsing EventBridge lifecycle events: accepted shapes, and rejections that name the field."""
+
+import pytest
+
+from multus_ipam.errors import InvalidEvent
+from multus_ipam.events import LifecycleAction, TestNotification, Transition, parse_lifecycle_event
+from tests.eventfiles import load_event
+
+
+def test_given_a_launch_event_when_parsed_then_all_fields_are_carried() -> None:
+    action = parse_lifecycle_event(load_event("launch.json"))
+    assert action == LifecycleAction(
+        transition=Transition.LAUNCHING,
+        event_id="468fcf5c-9d1c-4fba-9c5b-6a3f1e0c7a11",
+        group="multus-workers",
+        hook="multus-launch",
+        token="87654321-4321-4321-4321-210987654321",
+        instance_id="i-0123456789abcdef0",
+        origin="EC2",
+        destination="AutoScalingGroup",
+    )
+
+
+def test_given_a_terminate_event_when_parsed_then_it_is_a_terminating_action() -> None:
+    action = parse_lifecycle_event(load_event("terminate.json"))
+    assert isinstance(action, LifecycleAction)
+    assert action.transition is Transition.TERMINATING
+    assert not action.into_warm_pool
+
+
+def test_given_a_terminate_into_the_warm_pool_when_parsed_then_it_says_so() -> None:
+    action = parse_lifecycle_event(load_event("terminate-into-warm-pool.json"))
+    assert isinstance(action, LifecycleAction)
+    assert action.into_warm_pool
+
+
+def test_given_optional_fields_absent_when_parsed_then_they_are_none() -> None:
+    event = load_event("launch.json")
+    del event["detail"]["Origin"], event["detail"]["Destination"]
+    action = parse_lifecycle_event(event)
+    assert isinstance(action, LifecycleAction)
+    assert action.origin is None
+    assert action.destination is None
+
+
+def test_given_unknown_extra_fields_when_parsed_then_they_are_ignored() -> None:
+    event = load_event("launch.json")
+    event["detail"]["SomethingNew"] = "x"
+    assert isinstance(parse_lifecycle_event(event), LifecycleAction)
+
+
+def test_given_a_test_notification_when_parsed_then_it_is_recognised() -> None:
+    assert parse_lifecycle_event(load_event("test-notification.json")) == TestNotification(group="multus-workers")
+
+
+def test_given_a_missing_instance_id_when_parsed_then_the_field_is_named() -> None:
+    with pytest.raises(InvalidEvent, match=r"detail\.EC2InstanceId: Field required"):
+        parse_lifecycle_event(load_event("malformed-missing-instance-id.json"))
+
+
+def test_given_another_detail_type_when_parsed_then_it_is_rejected_by_name() -> None:
+    with pytest.raises(InvalidEvent, match="detail-type: unsupported value 'EC2 Instance Launch Successful'"):
+        parse_lifecycle_event(load_event("launch-successful-not-a-lifecycle-action.json"))
+
+
+def test_given_a_transition_that_contradicts_the_detail_type_when_parsed_then_rejected() -> None:
+    event = load_event("launch.json", LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING")
+    with pytest.raises(InvalidEvent, match=r"detail\.LifecycleTransition"):
+        parse_lifecycle_event(event)
+
+
+def test_given_a_malformed_instance_id_when_parsed_then_rejected() -> None:
+    with pytest.raises(InvalidEvent, match=r"detail\.EC2InstanceId"):
+        parse_lifecycle_event(load_event("launch.json", EC2InstanceId="not-an-instance"))
+
+
+def test_given_another_source_when_parsed_then_rejected() -> None:
+    event = load_event("launch.json")
+    event["source"] = "aws.ec2"
+    with pytest.raises(InvalidEvent, match="source"):
+        parse_lifecycle_event(event)
+
+
+@pytest.mark.parametrize("event", [None, [], "text", 42])
+def test_given_a_non_object_when_parsed_then_rejected(event: object) -> None:
+    with pytest.raises(InvalidEvent, match="must be a JSON object"):
+        parse_lifecycle_event(event)
