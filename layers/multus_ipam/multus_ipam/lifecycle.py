@@ -405,8 +405,14 @@ class LifecycleService:
 
         ``everything`` False keeps attached ENIs with DeleteOnTermination: EC2 deletes them with the instance.
         """
-        left = []
-        for eni in self._ec2.owned_enis(self._settings.owner, instance_id):
+        left: list[str] = []
+        try:
+            owned = self._ec2.owned_enis(self._settings.owner, instance_id)
+        except MultusIpamError as error:
+            # The action must still be completed; the caller reports what could not be checked.
+            self._log.error("could not list our ENIs to release them", extra={"error": str(error)})
+            return [f"(unknown: listing ENIs of {instance_id} failed: {error})"]
+        for eni in owned:
             attachment = eni.attachment
             if (
                 not everything

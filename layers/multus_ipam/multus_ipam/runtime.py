@@ -19,6 +19,7 @@ from multus_ipam.errors import ConfigurationError, InvalidEvent, LifecycleAction
 from multus_ipam.events import LifecycleAction, TestNotification, parse_lifecycle_event
 from multus_ipam.lifecycle import LifecycleService
 from multus_ipam.observability import PowertoolsMetrics, make_logger
+from multus_ipam.ports import Clock
 from multus_ipam.settings import LifecycleResult, Settings, load_settings
 from multus_ipam.strategies import AddressStrategy, CidrReservation, StaticLowestFree
 
@@ -56,6 +57,7 @@ def build_runtime(
     *,
     clients: Clients | None = None,
     logger: Logger | None = None,
+    clock: Clock | None = None,
     page_size: int = 1000,
 ) -> Runtime:
     """Validate the configuration and wire the engine. Raises ConfigurationError naming the variable."""
@@ -79,7 +81,7 @@ def build_runtime(
         autoscaling=autoscaling,
         strategy=strategy,
         metrics=metrics,
-        clock=SystemClock(),
+        clock=clock or SystemClock(),
         logger=logger,  # type: ignore[arg-type]  # Powertools Logger is a logging.Logger look-alike
     )
     return Runtime(settings=settings, service=service, metrics=metrics, logger=logger)
