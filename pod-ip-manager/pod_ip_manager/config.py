@@ -1,0 +1,183 @@
+"""One validated, frozen settings object, read once at start from the environment.
+
+Every problem names the variable and the accepted form, so a bad manifest fails at once (exit code 2) with a
+message an operator can act on, before anything touches the network.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pod_ip_manager.errors import ConfigurationError
+
+#: Linux interface names: 1-15 characters, no slash, colon or whitespace.
+IFNAME = re.compile(r"^[^/:\s]{1,15}$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class Mode(StrEnum):
+    INIT = "init"
+    SIDECAR = "sidecar"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+#: Every variable we read, with its accepted form (used in error messages and the README table).
+VARIABLES: dict[str, str] = {
+    "PIM_MODE": "init or sidecar (the command-line argument, if given, must agree)",
+    "PIM_PRIMARY_INTERFACE": "a Linux interface name; default eth0",
+    "PIM_INTERFACES": "comma-separated interface names, e.g. net1,net2",
+    "PIM_EXPECTED_INTERFACE_COUNT": "an integer from 1 to 32; default 1 when PIM_INTERFACES is empty",
+    "PIM_WAIT_SECONDS": "seconds from 0 to 3600; default 60",
+    "PIM_CONFIRM_SECONDS": "seconds from 0.1 to 600; default 30",
+    "PIM_RELEASE_ON_EXIT": "true or false; default true",
+    "PIM_MAX_ATTEMPTS": "an integer from 1 to 20; default 6",
+    "PIM_RETRY_BASE_SECONDS": "seconds from 0.001 to 10; default 0.2",
+    "PIM_RETRY_MAX_SECONDS": "seconds from 0.001 to 60, at least PIM_RETRY_BASE_SECONDS; default 5",
+    "PIM_IMDS_ENDPOINT": "http://host[:port]; default http://169.254.169.254",
+    "PIM_IMDS_TIMEOUT_SECONDS": "seconds from 0.1 to 30; default 2",
+    "PIM_REGION": "an AWS region such as eu-west-1; default AWS_REGION, AWS_DEFAULT_REGION, then IMDS",
+    "PIM_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR; default INFO",
+    "PIM_NETNS": "a named network namespace to watch instead of the current one (debugging, tests)",
+}
+
+Seconds = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Settings(BaseModel):
+    """What the manager needs to know; field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_alias=True, validate_by_name=True)
+
+    mode: Mode = Field(alias="PIM_MODE")
+    primary_interface: str = Field("eth0", alias="PIM_PRIMARY_INTERFACE", pattern=IFNAME.pattern)
+    interfaces: tuple[str, ...] = Field((), alias="PIM_INTERFACES")
+    expected_interface_count: int | None = Field(None, alias="PIM_EXPECTED_INTERFACE_COUNT", ge=1, le=32)
+    wait_seconds: Seconds = Field(60.0, alias="PIM_WAIT_SECONDS", ge=0, le=3600)
+    confirm_seconds: Seconds = Field(30.0, alias="PIM_CONFIRM_SECONDS", ge=0.1, le=600)
+    release_on_exit: bool = Field(True, alias="PIM_RELEASE_ON_EXIT")
+    max_attempts: int = Field(6, alias="PIM_MAX_ATTEMPTS", ge=1, le=20)
+    retry_base_seconds: Seconds = Field(0.2, alias="PIM_RETRY_BASE_SECONDS", ge=0.001, le=10)
+    retry_max_seconds: Seconds = Field(5.0, alias="PIM_RETRY_MAX_SECONDS", ge=0.001, le=60)
+    imds_endpoint: str = Field("http://169.254.169.254", alias="PIM_IMDS_ENDPOINT")
+    imds_timeout_seconds: Seconds = Field(2.0, alias="PIM_IMDS_TIMEOUT_SECONDS", ge=0.1, le=30)
+    region: str | None = Field(None, alias="PIM_REGION", pattern=REGION.pattern)
+    log_level: LogLevel = Field(LogLevel.INFO, alias="PIM_LOG_LEVEL")
+    netns: str | None = Field(None, alias="PIM_NETNS", pattern=r"^[\w.-]{1,64}$")
+
+    @field_validator("interfaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("interfaces")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not IFNAME.match(name):
+                raise ValueError(f"{name!r} is not a Linux interface name")
+        if len(set(value)) != len(value):
+            raise ValueError("lists the same interface twice")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("imds_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"{value!r} is not http://host[:port]")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.primary_interface in self.interfaces:
+            raise _Cross("PIM_INTERFACES", f"lists the primary interface {self.primary_interface}")
+        if (
+            self.interfaces
+            and self.expected_interface_count is not None
+            and self.expected_interface_count != len(self.interfaces)
+        ):
+            raise _Cross("PIM_EXPECTED_INTERFACE_COUNT", "disagrees with the number of names in PIM_INTERFACES")
+        if self.retry_max_seconds < self.retry_base_seconds:
+            raise _Cross("PIM_RETRY_MAX_SECONDS", "is below PIM_RETRY_BASE_SECONDS")
+        return self
+
+    @property
+    def expected_count(self) -> int:
+        if self.interfaces:
+            return len(self.interfaces)
+        return self.expected_interface_count or 1
+
+
+class _Cross(ValueError):
+    """A rule across variables; carries the variable to blame."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(problem)
+        self.variable = variable
+
+
+def load_settings(env: Mapping[str, str], mode_argument: str | None = None) -> Settings:
+    """Parse the environment (and the optional ``init``/``sidecar`` argument) into ``Settings``.
+
+    Empty values count as unset. Raises ``ConfigurationError`` naming the first bad variable.
+    """
+    raw: dict[str, str] = {}
+    for name in VARIABLES:
+        value = env.get(name, "").strip()
+        if value:
+            raw[name] = value
+    if mode_argument is not None:
+        if "PIM_MODE" in raw and raw["PIM_MODE"] != mode_argument:
+            raise ConfigurationError(
+                "PIM_MODE", f"is {raw['PIM_MODE']!r} but the command line says {mode_argument!r}", VARIABLES["PIM_MODE"]
+            )
+        raw["PIM_MODE"] = mode_argument
+    region_source = "PIM_REGION"
+    if "PIM_REGION" not in raw:
+        for fallback in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+            if env.get(fallback, "").strip():
+                raw["PIM_REGION"] = env[fallback].strip()
+                region_source = fallback
+                break
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as error:
+        raise _configuration_error(error, raw, region_source) from None
+
+
+def _configuration_error(error: ValidationError, raw: Mapping[str, str], region_source: str) -> ConfigurationError:
+    first = error.errors()[0]
+    location = [str(part) for part in first["loc"]]
+    context = first.get("ctx") or {}
+    cause = context.get("error")
+    if isinstance(cause, _Cross):
+        return ConfigurationError(cause.variable, str(cause), VARIABLES[cause.variable])
+    variable = location[0] if location and location[0] in VARIABLES else "environment"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "missing":
+        message = "is required"
+    elif variable in raw:
+        message = f"{raw[variable]!r}: {message}"
+    accepted = VARIABLES.get(variable, "")
+    if variable == "PIM_REGION":
+        variable = region_source
+    return ConfigurationError(variable, message, accepted)

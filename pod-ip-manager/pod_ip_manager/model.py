@@ -1,0 +1,77 @@
+"""Plain data the decisions work on: pod interfaces as netlink shows them, ENIs as IMDS shows them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+IPAddress = IPv4Address | IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class PodInterface:
+    """A link in the pod's network namespace and its usable addresses."""
+
+    name: str
+    index: int
+    mac: str
+    """Lower-case, colon-separated (``0e:12:...``), as IMDS spells it."""
+    addresses: tuple[IPAddress, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Eni:
+    """One ENI of the instance, from IMDS ``network/interfaces/macs/<mac>/``."""
+
+    mac: str
+    eni_id: str
+    device_number: int
+    subnet_ipv4: IPv4Network | None
+    subnet_ipv6: tuple[IPv6Network, ...]
+    ipv4s: frozenset[IPv4Address]
+    ipv6s: frozenset[IPv6Address]
+
+    @property
+    def is_primary(self) -> bool:
+        return self.device_number == 0
+
+    def contains(self, address: IPAddress) -> bool:
+        """Whether ``address`` lies inside this ENI's subnet (containment, never prefix-string equality)."""
+        if isinstance(address, IPv4Address):
+            return self.subnet_ipv4 is not None and address in self.subnet_ipv4
+        return any(address in network for network in self.subnet_ipv6)
+
+    def holds(self, address: IPAddress) -> bool:
+        return address in self.ipv4s if isinstance(address, IPv4Address) else address in self.ipv6s
+
+
+class MatchedBy(StrEnum):
+    MAC = "mac"
+    SUBNET = "subnet"
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A pod address and the ENI that must carry it."""
+
+    address: IPAddress
+    interface: str
+    eni_id: str
+    mac: str
+    matched_by: MatchedBy
+
+
+class EventKind(StrEnum):
+    ADDED = "added"
+    REMOVED = "removed"
+    LINK = "link"
+
+
+@dataclass(frozen=True, slots=True)
+class AddressEvent:
+    """A netlink notification: an address added or removed on link ``index``, or a link change."""
+
+    kind: EventKind
+    index: int
+    address: IPAddress | None = None

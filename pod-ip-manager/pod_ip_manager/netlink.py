@@ -1,0 +1,175 @@
+"""Netlink adapter (pyroute2): the pod's links and addresses, and notifications when they change.
+
+Dumps go through pyroute2's ``IPRoute``. Notifications come from our own ``NETLINK_ROUTE`` socket subscribed
+to the link and IPv4/IPv6 address groups and parsed with pyroute2's marshal: a real file descriptor we can
+``select`` on together with the stop pipe, so the sidecar sleeps in the kernel until something happens (no
+polling). The subscription is opened before the first dump, so no change falls between the two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import socket
+import threading
+from ipaddress import ip_address
+from types import TracebackType
+from typing import Protocol
+
+from pyroute2 import IPRoute
+from pyroute2.netlink import NETLINK_ROUTE
+from pyroute2.netlink.rtnl import (
+    RTMGRP_IPV4_IFADDR,
+    RTMGRP_IPV6_IFADDR,
+    RTMGRP_LINK,
+)
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+from pyroute2.netns import create_socket
+
+from pod_ip_manager.model import AddressEvent, EventKind, IPAddress, PodInterface
+
+#: ifaddrmsg flags: an IPv6 address that has not passed (or failed) duplicate address detection is not usable.
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
+_NOT_READY = IFA_F_DADFAILED | IFA_F_TENTATIVE
+_GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+_RECV_SIZE = 1 << 16
+
+
+class Stopper:
+    """A stop flag that also wakes a ``select``: safe to ``set`` from a signal handler (one ``os.write``)."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._flag = threading.Event()
+
+    def fileno(self) -> int:
+        return self._read
+
+    def set(self) -> None:
+        self._flag.set()
+        with contextlib.suppress(BlockingIOError):  # the pipe is full: it is readable already
+            os.write(self._write, b"x")
+
+    def is_set(self) -> bool:
+        return self._flag.is_set()
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+
+class NetlinkAddresses:
+    """``PodAddresses`` for the current network namespace, or the named one (``ip netns``) if given."""
+
+    def __init__(self, *, stopper: Stopper, netns: str | None = None) -> None:
+        self._stopper = stopper
+        self._netns = netns
+        self._marshal = MarshalRtnl()
+        if netns is None:
+            self._events = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        else:
+            self._events = create_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        try:
+            self._events.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            self._events.bind((0, _GROUPS))
+            self._events.setblocking(False)
+            # groups=0: this socket only answers dumps; it must not queue notifications nobody reads.
+            self._dumps = IPRoute(netns=netns, groups=0) if netns else IPRoute(groups=0)
+        except BaseException:
+            self._events.close()
+            raise
+
+    def __enter__(self) -> NetlinkAddresses:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._events.close()
+        self._dumps.close()
+
+    # --- the port ----------------------------------------------------------------------------------------
+
+    def interfaces(self) -> tuple[PodInterface, ...]:
+        addresses: dict[int, list[IPAddress]] = {}
+        for message in self._dumps.get_addr():
+            address = _ready_address(message)
+            if address is not None:
+                addresses.setdefault(int(str(message["index"])), []).append(address)
+        return tuple(
+            PodInterface(
+                name=str(link.get_attr("IFLA_IFNAME")),
+                index=int(link["index"]),
+                mac=str(link.get_attr("IFLA_ADDRESS") or "").lower(),
+                addresses=tuple(addresses.get(int(link["index"]), ())),
+            )
+            for link in self._dumps.get_links()
+        )
+
+    def wait(self, timeout: float | None) -> tuple[AddressEvent, ...]:
+        if self._stopper.is_set():
+            return ()
+        events = self._events.fileno()
+        readable, _, _ = select.select([events, self._stopper.fileno()], [], [], timeout)
+        if events not in readable:
+            return ()
+        return tuple(self._drain())
+
+    # --- notifications -----------------------------------------------------------------------------------
+
+    def _drain(self) -> list[AddressEvent]:
+        events: list[AddressEvent] = []
+        while True:
+            try:
+                data = self._events.recv(_RECV_SIZE)
+            except BlockingIOError:
+                return events
+            except OSError as error:
+                if error.errno == errno.ENOBUFS:  # the kernel dropped notifications: make the caller resync
+                    events.append(AddressEvent(EventKind.LINK, 0))
+                    continue
+                raise
+            events.extend(_event(message) for message in self._marshal.parse(data))
+
+
+class _Message(Protocol):
+    """The part of pyroute2's ``nlmsg`` we read."""
+
+    def get_attr(self, name: str) -> object: ...
+
+    def get(self, key: str) -> object: ...
+
+    def __getitem__(self, key: str) -> object: ...
+
+
+def _address(message: _Message) -> IPAddress | None:
+    # IFA_LOCAL is the interface's own address on point-to-point links; IFA_ADDRESS otherwise.
+    text = message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")
+    return ip_address(str(text)) if text else None
+
+
+def _ready_address(message: _Message) -> IPAddress | None:
+    flags = message.get_attr("IFA_FLAGS")
+    if flags is None:
+        flags = message["flags"]
+    if int(str(flags)) & _NOT_READY:
+        return None
+    return _address(message)
+
+
+def _event(message: _Message) -> AddressEvent:
+    kind = message.get("event")
+    index = int(str(message["index"]))
+    address = _ready_address(message) if kind == "RTM_NEWADDR" else _address(message)
+    if kind == "RTM_NEWADDR" and address is not None:
+        return AddressEvent(EventKind.ADDED, index, address)
+    if kind == "RTM_DELADDR" and address is not None:
+        return AddressEvent(EventKind.REMOVED, index, address)
+    return AddressEvent(EventKind.LINK, index)

@@ -1,0 +1,58 @@
+"""Settings come from environment variables, validated at start; each error names the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from pod_ip_manager.config import Mode, load_settings
+from pod_ip_manager.errors import ConfigurationError
+
+
+def test_given_only_a_mode_when_loading_then_the_documented_defaults_apply() -> None:
+    settings = load_settings({}, "init")
+    assert settings.mode is Mode.INIT
+    assert settings.primary_interface == "eth0"
+    assert settings.expected_count == 1
+    assert settings.wait_seconds == 60
+    assert settings.release_on_exit is True
+    assert settings.imds_endpoint == "http://169.254.169.254"
+
+
+def test_given_interface_names_when_loading_then_they_are_split_and_counted() -> None:
+    settings = load_settings({"PIM_MODE": "sidecar", "PIM_INTERFACES": " net1, net2 ,"})
+    assert settings.interfaces == ("net1", "net2")
+    assert settings.expected_count == 2
+
+
+def test_given_no_pim_region_when_aws_region_is_set_then_it_is_used() -> None:
+    assert load_settings({"AWS_REGION": "eu-west-1"}, "init").region == "eu-west-1"
+
+
+@pytest.mark.parametrize(
+    ("env", "argument", "variable", "fragment"),
+    [
+        ({}, None, "PIM_MODE", "is required"),
+        ({"PIM_MODE": "daemon"}, None, "PIM_MODE", "'daemon'"),
+        ({"PIM_MODE": "init"}, "sidecar", "PIM_MODE", "command line says 'sidecar'"),
+        ({"PIM_WAIT_SECONDS": "-1"}, "init", "PIM_WAIT_SECONDS", "greater than or equal to 0"),
+        ({"PIM_WAIT_SECONDS": "soon"}, "init", "PIM_WAIT_SECONDS", "'soon'"),
+        ({"PIM_RELEASE_ON_EXIT": "maybe"}, "sidecar", "PIM_RELEASE_ON_EXIT", "'maybe'"),
+        ({"PIM_INTERFACES": "net1,net1"}, "init", "PIM_INTERFACES", "same interface twice"),
+        ({"PIM_INTERFACES": "eth0"}, "init", "PIM_INTERFACES", "primary interface eth0"),
+        ({"PIM_INTERFACES": "a/b"}, "init", "PIM_INTERFACES", "not a Linux interface name"),
+        ({"PIM_INTERFACES": "net1", "PIM_EXPECTED_INTERFACE_COUNT": "2"}, "init", "PIM_EXPECTED_INTERFACE_COUNT", ""),
+        ({"PIM_IMDS_ENDPOINT": "https://169.254.169.254"}, "init", "PIM_IMDS_ENDPOINT", "http://host[:port]"),
+        ({"PIM_RETRY_MAX_SECONDS": "0.01"}, "init", "PIM_RETRY_MAX_SECONDS", "below PIM_RETRY_BASE_SECONDS"),
+        ({"PIM_MAX_ATTEMPTS": "0"}, "init", "PIM_MAX_ATTEMPTS", "greater than or equal to 1"),
+        ({"PIM_LOG_LEVEL": "chatty"}, "init", "PIM_LOG_LEVEL", "'chatty'"),
+        ({"AWS_REGION": "moon-base"}, "init", "AWS_REGION", "'moon-base'"),
+    ],
+)
+def test_given_a_bad_variable_when_loading_then_the_error_names_it(
+    env: dict[str, str], argument: str | None, variable: str, fragment: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(env, argument)
+    assert caught.value.variable == variable
+    assert fragment in str(caught.value)
+    assert caught.value.exit_code == 2
