@@ -75,3 +75,12 @@ class AssignmentNotVisible(PodIpManagerError):
     def __init__(self, pending: Sequence[str], waited_seconds: float) -> None:
         self.pending = tuple(pending)
         super().__init__(f"not visible in instance metadata after {waited_seconds:g}s: {', '.join(self.pending)}")
+
+
+class Stopped(PodIpManagerError):
+    """SIGTERM arrived before the interfaces were ready: nothing was assigned, so stopping is a success."""
+
+    exit_code = 0
+
+    def __init__(self) -> None:
+        super().__init__("stopped while waiting for Multus interfaces")

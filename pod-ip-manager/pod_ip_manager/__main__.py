@@ -1,0 +1,5 @@
+"""``python -m pod_ip_manager init|sidecar``."""
+
+from pod_ip_manager.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,216 @@
+"""The engine: make the pod's Multus addresses secondary IPs of the right ENIs, follow changes, release.
+
+It sees only the ports; decisions are delegated to ``planning``. Every failure propagates as one of our
+errors: nothing here logs-and-continues.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import assert_never
+
+from pod_ip_manager.errors import AssignmentNotVisible, AwsError, InterfacesMissing, Stopped, UnroutableAddress
+from pod_ip_manager.model import AddressEvent, Binding, EventKind, IPAddress, PodInterface
+from pod_ip_manager.planning import (
+    Action,
+    AssignIpv4,
+    AssignIpv6,
+    UnassignIpv4,
+    UnassignIpv6,
+    bind_all,
+    missing_interfaces,
+    multus_interfaces,
+    not_yet_visible,
+    plan_assignments,
+    plan_release,
+    usable,
+)
+from pod_ip_manager.ports import Ec2Addresses, InstanceMetadata, PodAddresses
+
+log = logging.getLogger(__name__)
+
+#: How often IMDS is read while waiting for an assignment to show (remapping is asynchronous).
+CONFIRM_INTERVAL_SECONDS = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    primary_interface: str
+    expected_names: tuple[str, ...]
+    expected_count: int
+    wait_seconds: float
+    confirm_seconds: float
+
+
+class PodIpManager:
+    """Holds what this pod has put on ENIs (``owned``), so that it can release exactly that."""
+
+    def __init__(
+        self,
+        *,
+        ec2: Ec2Addresses,
+        metadata: InstanceMetadata,
+        pod: PodAddresses,
+        options: Options,
+        stopped: Callable[[], bool] = lambda: False,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._stopped = stopped
+        self._ec2 = ec2
+        self._metadata = metadata
+        self._pod = pod
+        self._options = options
+        self._clock = clock
+        self._sleep = sleep
+        self.owned: dict[IPAddress, Binding] = {}
+
+    # --- init --------------------------------------------------------------------------------------------
+
+    def wait_for_interfaces(self) -> tuple[PodInterface, ...]:
+        """The Multus interfaces, once every expected one has a usable address; waits on netlink
+        notifications up to ``wait_seconds``, then raises ``InterfacesMissing`` naming what is missing."""
+        deadline = self._clock() + self._options.wait_seconds
+        while True:
+            interfaces = multus_interfaces(self._pod.interfaces(), self._options.primary_interface)
+            missing = missing_interfaces(
+                interfaces, expected_names=self._options.expected_names, expected_count=self._options.expected_count
+            )
+            if not missing:
+                return interfaces
+            if self._stopped():
+                raise Stopped
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise InterfacesMissing(missing, self._options.wait_seconds)
+            log.info("waiting for Multus interfaces", extra={"missing": list(missing), "remaining_seconds": remaining})
+            self._pod.wait(remaining)
+
+    def sync(self, interfaces: Sequence[PodInterface]) -> tuple[Binding, ...]:
+        """Put every address of ``interfaces`` on its ENI and confirm it is visible; remember them as owned."""
+        enis = self._metadata.enis()
+        bindings, refusals = bind_all(interfaces, enis)
+        if refusals:
+            raise UnroutableAddress([str(refusal) for refusal in refusals])
+        self._assign(bindings)
+        return tuple(bindings)
+
+    # --- sidecar -----------------------------------------------------------------------------------------
+
+    def handle(self, events: Iterable[AddressEvent]) -> None:
+        """Apply a batch of netlink notifications, in order."""
+        interfaces: dict[int, PodInterface] | None = None
+        for event in events:
+            match event.kind:
+                case EventKind.ADDED:
+                    if event.address is None or not usable(event.address) or event.address in self.owned:
+                        continue
+                    if interfaces is None:
+                        interfaces = {i.index: i for i in self._pod.interfaces()}
+                    interface = interfaces.get(event.index)
+                    if interface is None or interface.name in (self._options.primary_interface, "lo"):
+                        continue
+                    self._added(interface, event.address)
+                case EventKind.REMOVED:
+                    if event.address is not None and event.address in self.owned:
+                        self._removed(self.owned[event.address])
+                case EventKind.LINK:
+                    interfaces = None
+                case _:
+                    assert_never(event.kind)
+
+    def release(self) -> None:
+        """Unassign every owned address that its ENI still holds (a floating IP taken over elsewhere stays)."""
+        if not self.owned:
+            return
+        bindings = list(self.owned.values())
+        holders = self._ec2.holders([b.address for b in bindings])
+        self._apply(plan_release(bindings, holders))
+        for binding in bindings:
+            del self.owned[binding.address]
+        log.info("released", extra={"addresses": [str(b.address) for b in bindings]})
+
+    # --- steps -------------------------------------------------------------------------------------------
+
+    def _added(self, interface: PodInterface, address: IPAddress) -> None:
+        single = PodInterface(interface.name, interface.index, interface.mac, (address,))
+        bindings, refusals = bind_all([single], self._metadata.enis())
+        if refusals:
+            raise UnroutableAddress([str(refusal) for refusal in refusals])
+        self._assign(bindings)
+
+    def _removed(self, binding: Binding) -> None:
+        holders = self._ec2.holders([binding.address])
+        actions = plan_release([binding], holders)
+        self._apply(actions)
+        del self.owned[binding.address]
+        if actions:
+            log.info("unassigned", extra={"address": str(binding.address), "eni": binding.eni_id})
+        else:
+            log.info(
+                "address left the pod and is no longer on our ENI; nothing to unassign",
+                extra={"address": str(binding.address), "eni": binding.eni_id, "holder": holders.get(binding.address)},
+            )
+
+    def _assign(self, bindings: Sequence[Binding]) -> None:
+        holders = self._ec2.holders([b.address for b in bindings])
+        for binding in bindings:
+            holder = holders.get(binding.address)
+            if holder is not None and holder != binding.eni_id:
+                log.info(
+                    "moving address from another ENI",
+                    extra={"address": str(binding.address), "from_eni": holder, "to_eni": binding.eni_id},
+                )
+        self._apply(plan_assignments(bindings, holders))
+        self._confirm(bindings)
+        for binding in bindings:
+            self.owned[binding.address] = binding
+            log.info(
+                "assigned",
+                extra={
+                    "address": str(binding.address),
+                    "interface": binding.interface,
+                    "eni": binding.eni_id,
+                    "matched_by": binding.matched_by.value,
+                },
+            )
+
+    def _confirm(self, bindings: Sequence[Binding]) -> None:
+        deadline = self._clock() + self._options.confirm_seconds
+        pending = not_yet_visible(bindings, self._metadata.enis())
+        while pending:
+            if self._clock() >= deadline:
+                shown = [f"{b.address} on {b.eni_id}" for b in pending]
+                raise AssignmentNotVisible(shown, self._options.confirm_seconds)
+            self._sleep(CONFIRM_INTERVAL_SECONDS)
+            pending = not_yet_visible(pending, self._metadata.enis())
+
+    def _apply(self, actions: Sequence[Action]) -> None:
+        for action in actions:
+            log.debug("ec2 call", extra={"action": type(action).__name__, "eni": action.eni_id})
+            match action:
+                case AssignIpv4(eni_id, addresses):
+                    self._ec2.assign_ipv4(eni_id, addresses)
+                case AssignIpv6(eni_id, addresses):
+                    self._ec2.assign_ipv6(eni_id, addresses)
+                case UnassignIpv4() | UnassignIpv6():
+                    self._unassign(action)
+                case _:
+                    assert_never(action)
+
+    def _unassign(self, action: UnassignIpv4 | UnassignIpv6) -> None:
+        """An unassign can race another node taking the address over; if the ENI no longer holds any of the
+        addresses when the call fails, the goal is met. Any other failure stands."""
+        try:
+            if isinstance(action, UnassignIpv4):
+                self._ec2.unassign_ipv4(action.eni_id, action.addresses)
+            else:
+                self._ec2.unassign_ipv6(action.eni_id, action.addresses)
+        except AwsError:
+            holders = self._ec2.holders(action.addresses)
+            if any(holders.get(address) == action.eni_id for address in action.addresses):
+                raise
+            log.info("addresses left the ENI meanwhile", extra={"eni": action.eni_id})
