@@ -1,9 +1,14 @@
 """Netlink adapter (pyroute2): the pod's links and addresses, and notifications when they change.
 
-Dumps go through pyroute2's ``IPRoute``. Notifications come from our own ``NETLINK_ROUTE`` socket subscribed
-to the link and IPv4/IPv6 address groups and parsed with pyroute2's marshal: a real file descriptor we can
-``select`` on together with the stop pipe, so the sidecar sleeps in the kernel until something happens (no
-polling). The subscription is opened before the first dump, so no change falls between the two.
+Two plain ``NETLINK_ROUTE`` sockets, with pyroute2 encoding the requests and parsing every message: one
+answers ``RTM_GETLINK``/``RTM_GETADDR`` dumps, the other is subscribed to the link and IPv4/IPv6 address
+groups. The subscribed one is a real file descriptor we ``select`` on together with the stop pipe, so the
+sidecar sleeps in the kernel until something happens (no polling); it is opened before the first dump, so no
+change falls between the two. (pyroute2's ``IPRoute`` reads notifications through an asyncio transport that
+drains the socket into its own queue, which defeats ``select``; its netns support forks.)
+
+For a named network namespace (tests, debugging from the host), both sockets are created by a short-lived
+thread that entered the namespace with ``setns``: a socket stays in the namespace it was created in.
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ from ipaddress import ip_address
 from types import TracebackType
 from typing import Protocol
 
-from pyroute2 import IPRoute
-from pyroute2.netlink import NETLINK_ROUTE
+from pyroute2.netlink import NETLINK_ROUTE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
 from pyroute2.netlink.rtnl import (
+    RTM_GETADDR,
+    RTM_GETLINK,
     RTMGRP_IPV4_IFADDR,
     RTMGRP_IPV6_IFADDR,
     RTMGRP_LINK,
 )
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
-from pyroute2.netns import create_socket
 
 from pod_ip_manager.model import AddressEvent, EventKind, IPAddress, PodInterface
 
@@ -36,6 +43,8 @@ IFA_F_TENTATIVE = 0x40
 _NOT_READY = IFA_F_DADFAILED | IFA_F_TENTATIVE
 _GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
 _RECV_SIZE = 1 << 16
+_DUMP_TIMEOUT_SECONDS = 5.0
+NETNS_DIR = "/run/netns"
 
 
 class Stopper:
@@ -67,20 +76,17 @@ class NetlinkAddresses:
 
     def __init__(self, *, stopper: Stopper, netns: str | None = None) -> None:
         self._stopper = stopper
-        self._netns = netns
         self._marshal = MarshalRtnl()
-        if netns is None:
-            self._events = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-        else:
-            self._events = create_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        self._sequence = 0
+        self._events, self._dumps = _sockets(netns)
         try:
             self._events.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             self._events.bind((0, _GROUPS))
             self._events.setblocking(False)
-            # groups=0: this socket only answers dumps; it must not queue notifications nobody reads.
-            self._dumps = IPRoute(netns=netns, groups=0) if netns else IPRoute(groups=0)
+            self._dumps.bind((0, 0))
+            self._dumps.settimeout(_DUMP_TIMEOUT_SECONDS)
         except BaseException:
-            self._events.close()
+            self.close()
             raise
 
     def __enter__(self) -> NetlinkAddresses:
@@ -99,18 +105,18 @@ class NetlinkAddresses:
 
     def interfaces(self) -> tuple[PodInterface, ...]:
         addresses: dict[int, list[IPAddress]] = {}
-        for message in self._dumps.get_addr():
+        for message in self._dump(ifaddrmsg(), RTM_GETADDR):
             address = _ready_address(message)
             if address is not None:
                 addresses.setdefault(int(str(message["index"])), []).append(address)
         return tuple(
             PodInterface(
                 name=str(link.get_attr("IFLA_IFNAME")),
-                index=int(link["index"]),
+                index=int(str(link["index"])),
                 mac=str(link.get_attr("IFLA_ADDRESS") or "").lower(),
-                addresses=tuple(addresses.get(int(link["index"]), ())),
+                addresses=tuple(addresses.get(int(str(link["index"])), ())),
             )
-            for link in self._dumps.get_links()
+            for link in self._dump(ifinfmsg(), RTM_GETLINK)
         )
 
     def wait(self, timeout: float | None) -> tuple[AddressEvent, ...]:
@@ -122,7 +128,27 @@ class NetlinkAddresses:
             return ()
         return tuple(self._drain())
 
-    # --- notifications -----------------------------------------------------------------------------------
+    # --- dumps and notifications -------------------------------------------------------------------------
+
+    def _dump(self, request: ifinfmsg | ifaddrmsg, kind: int) -> list[_Message]:
+        self._sequence += 1
+        request["header"]["type"] = kind
+        request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
+        request["header"]["sequence_number"] = self._sequence
+        request["family"] = socket.AF_UNSPEC
+        request.encode()
+        self._dumps.send(request.data)
+        messages: list[_Message] = []
+        while True:
+            for message in self._marshal.parse(self._dumps.recv(_RECV_SIZE)):
+                if message["header"]["sequence_number"] != self._sequence:
+                    continue
+                kind_seen = message["header"]["type"]
+                if kind_seen == NLMSG_DONE:
+                    return messages
+                if kind_seen == NLMSG_ERROR:
+                    raise OSError(f"netlink dump failed: {message['header'].get('error')}")
+                messages.append(message)
 
     def _drain(self) -> list[AddressEvent]:
         events: list[AddressEvent] = []
@@ -153,6 +179,39 @@ def _address(message: _Message) -> IPAddress | None:
     # IFA_LOCAL is the interface's own address on point-to-point links; IFA_ADDRESS otherwise.
     text = message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")
     return ip_address(str(text)) if text else None
+
+
+def _sockets(netns: str | None) -> tuple[socket.socket, socket.socket]:
+    """Two NETLINK_ROUTE sockets in the current network namespace, or in ``netns`` (by name)."""
+
+    def make() -> tuple[socket.socket, socket.socket]:
+        return (
+            socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE),
+            socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE),
+        )
+
+    if netns is None:
+        return make()
+    made: list[tuple[socket.socket, socket.socket]] = []
+    failure: list[BaseException] = []
+
+    def enter_and_make() -> None:  # runs in its own thread: setns changes only the calling thread
+        try:
+            fd = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY)
+            try:
+                os.setns(fd, os.CLONE_NEWNET)
+            finally:
+                os.close(fd)
+            made.append(make())
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread below
+            failure.append(error)
+
+    thread = threading.Thread(target=enter_and_make, name=f"netns-{netns}")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return made[0]
 
 
 def _ready_address(message: _Message) -> IPAddress | None:

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -25,6 +26,7 @@ import pytest
 import localaws.ec2_secondary_ips  # noqa: F401 - registers the secondary-IP behaviours with LocalAWS
 from localaws import LocalAWS
 from localaws.imds import LocalImds
+from pod_ip_manager.app import main
 
 REGION = "eu-west-1"
 NO_MANAGE = {"Key": "node.k8s.amazonaws.com/no_manage", "Value": "true"}
@@ -244,3 +246,72 @@ def manager_env(world: World, imds: LocalImds, netns: PodNetns, **overrides: str
     }
     env.update(overrides)
     return env
+
+
+@dataclass
+class Finished:
+    exit_code: int
+    log: LogStream
+
+    def messages(self) -> list[str]:
+        return [str(r["message"]) for r in self.log.records()]
+
+    def error(self) -> dict[str, Any]:
+        return next(r for r in self.log.records() if r["level"] == "ERROR")
+
+
+def run_init(env: dict[str, str], during: Callable[[LogStream], None] | None = None) -> Finished:
+    """``python -m pod_ip_manager init`` in-process; ``during`` runs in a thread while the manager runs."""
+    log = LogStream()
+    failures: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            assert during is not None
+            during(log)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+            failures.append(error)
+
+    driver = threading.Thread(target=drive) if during else None
+    if driver:
+        driver.start()
+    code = main(["init"], env, out=log)
+    if driver:
+        driver.join(15)
+    if failures:
+        raise failures[0]
+    return Finished(code, log)
+
+
+def run_sidecar(env: dict[str, str], script: Callable[[LogStream], None]) -> Finished:
+    """``python -m pod_ip_manager sidecar`` in-process, in the main thread (where signal handlers run).
+
+    ``script`` runs in a driver thread once the sidecar follows address changes; then the driver sends a real
+    SIGTERM to this process. A handler of our own is in place around the run, so a SIGTERM that arrives after
+    the sidecar restored the previous handler cannot kill the test worker."""
+    log = LogStream()
+    failures: list[BaseException] = []
+    finished = threading.Event()
+
+    def drive() -> None:
+        try:
+            log.wait_for(lambda r: r["message"] == "following address changes")
+            script(log)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+            failures.append(error)
+        finally:
+            if not finished.is_set():
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    try:
+        driver = threading.Thread(target=drive)
+        driver.start()
+        code = main(["sidecar"], env, out=log)
+        finished.set()
+        driver.join(15)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if failures:
+        raise failures[0]
+    return Finished(code, log)
