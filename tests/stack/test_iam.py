@@ -1,0 +1,128 @@
+"""The functions' IAM policy grants exactly what the adapters declare, scoped as tightly as EC2 allows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from multus_ipam.aws.autoscaling import AutoScalingAdapter
+from multus_ipam.aws.ec2 import Ec2Adapter
+from tests.stack.template import Statement, as_list, function_role_statements, resource, template
+
+AWS_SERVICES = ("ec2:", "autoscaling:")
+#: What the functions need besides the AWS calls of the adapters: their own logs and the on-failure queue.
+RUNTIME_ACTIONS = frozenset({"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"})
+OWNER_CONDITION = {"StringEquals": {"aws:ResourceTag/multus-ipam:owner": {"Ref": "AWS::StackName"}}}
+
+
+def _actions(statement: Statement) -> set[str]:
+    return set(as_list(statement["Action"]))
+
+
+def _is_read_only(action: str) -> bool:
+    verb = action.split(":", 1)[1]
+    return verb.startswith(("Describe", "Get", "List"))
+
+
+def _statements_granting(action: str) -> list[Statement]:
+    return [s for s in function_role_statements() if action in _actions(s)]
+
+
+def _resource_text(statement: Statement) -> str:
+    """The statement's resource as text: an ARN, or the template of an !Sub."""
+    value: Any = statement["Resource"]
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return str(sub[0] if isinstance(sub, list) else sub)
+    return str(value)
+
+
+def test_given_the_adapters_when_reading_the_function_policy_then_it_grants_exactly_their_actions() -> None:
+    declared = Ec2Adapter.IAM_ACTIONS | AutoScalingAdapter.IAM_ACTIONS
+    granted = {a for s in function_role_statements() for a in _actions(s) if a.startswith(AWS_SERVICES)}
+    assert granted == declared, f"missing: {sorted(declared - granted)}, extra: {sorted(granted - declared)}"
+
+
+def test_given_the_function_policy_when_reading_other_actions_then_only_logs_and_the_failure_queue() -> None:
+    other = {a for s in function_role_statements() for a in _actions(s) if not a.startswith(AWS_SERVICES)}
+    assert other == RUNTIME_ACTIONS
+
+
+def test_given_the_function_policy_when_reading_statements_then_all_allow_and_none_uses_wildcard_actions() -> None:
+    for statement in function_role_statements():
+        assert statement["Effect"] == "Allow"
+        assert not any("*" in action for action in _actions(statement)), statement
+
+
+def test_given_a_mutating_action_when_reading_its_statements_then_none_has_a_wildcard_resource() -> None:
+    for statement in function_role_statements():
+        mutating = {a for a in _actions(statement) if not _is_read_only(a)}
+        if mutating:
+            assert "*" not in as_list(statement["Resource"]), f"{sorted(mutating)} on Resource '*'"
+
+
+def test_given_create_network_interface_when_reading_its_statements_then_subnets_groups_and_tags_are_pinned() -> None:
+    statements = {_resource_text(s).rsplit(":", 1)[1]: s for s in _statements_granting("ec2:CreateNetworkInterface")}
+    assert set(statements) == {"subnet/*", "security-group/*", "network-interface/*"}
+    assert statements["subnet/*"]["Condition"] == {"StringEquals": {"ec2:SubnetID": {"Ref": "MultusSubnetIds"}}}
+    assert statements["security-group/*"]["Condition"] == {
+        "StringEquals": {"ec2:SecurityGroupID": {"Ref": "MultusSecurityGroupIds"}}
+    }
+    request_tags = statements["network-interface/*"]["Condition"]["StringEquals"]
+    assert request_tags["aws:RequestTag/multus-ipam:owner"] == {"Ref": "AWS::StackName"}
+    assert request_tags["aws:RequestTag/node.k8s.amazonaws.com/no_manage"] == "true"
+
+
+def test_given_create_tags_when_reading_its_statement_then_only_while_creating_a_network_interface() -> None:
+    (statement,) = _statements_granting("ec2:CreateTags")
+    assert _resource_text(statement).endswith(":network-interface/*")
+    assert statement["Condition"] == {"StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"}}
+
+
+def test_given_eni_changes_when_reading_their_statements_then_eni_side_requires_our_owner_tag() -> None:
+    for action in (
+        "ec2:AttachNetworkInterface",
+        "ec2:ModifyNetworkInterfaceAttribute",
+        "ec2:DetachNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+    ):
+        eni_statements = [s for s in _statements_granting(action) if "network-interface" in _resource_text(s)]
+        assert eni_statements, action
+        for statement in eni_statements:
+            assert statement["Condition"] == OWNER_CONDITION, action
+
+
+def test_given_delete_network_interface_when_reading_its_statements_then_only_network_interfaces() -> None:
+    for statement in _statements_granting("ec2:DeleteNetworkInterface"):
+        assert _resource_text(statement).endswith(":network-interface/*")
+
+
+def test_given_attach_and_detach_when_reading_statements_then_the_instance_side_is_granted() -> None:
+    for action in ("ec2:AttachNetworkInterface", "ec2:DetachNetworkInterface"):
+        resources = {_resource_text(s).rsplit(":", 1)[1] for s in _statements_granting(action)}
+        assert resources == {"network-interface/*", "instance/*"}, action
+
+
+def test_given_complete_lifecycle_action_when_reading_its_statement_then_only_this_group() -> None:
+    (statement,) = _statements_granting("autoscaling:CompleteLifecycleAction")
+    assert _resource_text(statement).endswith(":autoScalingGroup:*:autoScalingGroupName/${Group}")
+    group = statement["Resource"]["Fn::Sub"][1]["Group"]
+    assert group == template()["Globals"]["Function"]["Environment"]["Variables"]["AUTOSCALING_GROUP_NAME"]
+
+
+def test_given_the_functions_when_reading_their_roles_then_both_use_the_tested_role_and_no_sam_policies() -> None:
+    for name in ("StaticIpFunction", "CidrReservationFunction"):
+        properties = resource(name)["Properties"]
+        assert properties["Role"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
+        assert "Policies" not in properties  # SAM would add statements this test cannot see
+
+
+def test_given_the_invoke_permission_when_reading_it_then_it_is_scoped_to_the_rule() -> None:
+    properties = resource("LifecycleInvokePermission")["Properties"]
+    assert properties["Principal"] == "events.amazonaws.com"
+    assert properties["SourceArn"] == {"Fn::GetAtt": ["LifecycleEventRule", "Arn"]}
+
+
+def test_given_the_dead_letter_queue_policy_when_reading_it_then_only_the_rule_may_send() -> None:
+    (statement,) = as_list(resource("UndeliveredEventQueuePolicy")["Properties"]["PolicyDocument"]["Statement"])
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["LifecycleEventRule", "Arn"]}}}

@@ -1,0 +1,169 @@
+"""The parts of template.yaml that decide whether the stack works and tears down cleanly."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from multus_ipam.lifecycle import Metric
+from multus_ipam.observability import NAMESPACE, SERVICE, PowertoolsMetrics
+from tests.stack.template import as_list, resource, template
+
+SETTINGS_SOURCE = Path(__file__).resolve().parents[2] / "layers" / "multus_ipam" / "multus_ipam" / "settings.py"
+GROUP_NAME = template()["Globals"]["Function"]["Environment"]["Variables"]["AUTOSCALING_GROUP_NAME"]
+SERVING_RESOURCES = {
+    "LifecycleEventRule",
+    "LifecycleInvokePermission",
+    "StaticIpFunction",
+    "CidrReservationFunction",
+    "StaticIpFunctionEventInvokeConfig",
+    "CidrReservationFunctionEventInvokeConfig",
+    "FunctionRole",
+    "UndeliveredEventQueuePolicy",
+    "PodReservationsReady",
+}
+
+
+def _globals() -> dict[str, Any]:
+    found: dict[str, Any] = template()["Globals"]["Function"]
+    return found
+
+
+def test_given_the_node_group_when_reading_its_hooks_then_both_are_declared_with_the_group() -> None:
+    hooks = resource("NodeGroup")["Properties"]["LifecycleHookSpecificationList"]
+    transitions = {hook["LifecycleTransition"]: hook for hook in hooks}
+    assert set(transitions) == {"autoscaling:EC2_INSTANCE_LAUNCHING", "autoscaling:EC2_INSTANCE_TERMINATING"}
+    for hook in hooks:
+        assert hook["HeartbeatTimeout"] == {"Ref": "HookHeartbeatTimeout"}
+    assert transitions["autoscaling:EC2_INSTANCE_LAUNCHING"]["DefaultResult"] == {"Ref": "FailureResult"}
+
+
+def test_given_an_existing_group_when_reading_the_hooks_then_both_transitions_are_added() -> None:
+    launch = resource("ExistingGroupLaunchHook")
+    terminate = resource("ExistingGroupTerminateHook")
+    assert launch["Properties"]["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
+    assert terminate["Properties"]["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    assert launch["Condition"] == terminate["Condition"] == "IsExistingGroup"
+    assert resource("NodeGroup")["Condition"] == "IsCreateNodeGroup"
+
+
+@pytest.mark.parametrize("name", ["NodeGroup", "ExistingGroupLaunchHook", "ExistingGroupTerminateHook"])
+def test_given_the_hooks_when_reading_dependencies_then_they_go_before_what_serves_them(name: str) -> None:
+    assert set(as_list(resource(name)["DependsOn"])) >= SERVING_RESOURCES
+
+
+def test_given_the_rule_when_reading_its_pattern_then_source_both_lifecycle_types_and_the_group() -> None:
+    pattern = resource("LifecycleEventRule")["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.autoscaling"]
+    assert set(pattern["detail-type"]) == {
+        "EC2 Instance-launch Lifecycle Action",
+        "EC2 Instance-terminate Lifecycle Action",
+    }
+    assert pattern["detail"] == {"AutoScalingGroupName": [GROUP_NAME]}
+
+
+def test_given_the_rule_when_reading_its_targets_then_one_target_chosen_by_ip_mode() -> None:
+    (target,) = resource("LifecycleEventRule")["Properties"]["Targets"]
+    assert target["Arn"] == {
+        "Fn::If": [
+            "IsStatic",
+            {"Fn::GetAtt": ["StaticIpFunction", "Arn"]},
+            {"Fn::GetAtt": ["CidrReservationFunction", "Arn"]},
+        ]
+    }
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["UndeliveredEventQueue", "Arn"]}}
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == {"Ref": "HookHeartbeatTimeout"}
+    assert template()["Parameters"]["IpMode"]["AllowedValues"] == ["static", "cidr-reservation"]
+
+
+def test_given_async_invocation_when_reading_event_invoke_config_then_retry_once_within_the_hook_timeout() -> None:
+    config = _globals()["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 1
+    assert config["MaximumEventAgeInSeconds"] == {"Ref": "HookHeartbeatTimeout"}
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["FailedInvocationQueue", "Arn"]},
+    }
+
+
+def test_given_the_function_timeout_when_compared_with_the_hook_then_two_runs_and_the_retry_delay_fit() -> None:
+    timeout = _globals()["Timeout"]
+    margin = int(_globals()["Environment"]["Variables"]["SAFETY_MARGIN_SECONDS"])
+    lambda_retry_delay = 60
+    assert margin < timeout
+    assert template()["Parameters"]["HookHeartbeatTimeout"]["MinValue"] >= 2 * timeout + lambda_retry_delay
+
+
+def test_given_the_functions_when_reading_runtime_then_python_3_13_on_arm64() -> None:
+    assert _globals()["Runtime"] == "python3.13"
+    assert _globals()["Architectures"] == ["arm64"]
+
+
+def test_given_the_environment_when_compared_with_the_settings_then_every_variable_is_one_they_read() -> None:
+    known = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', SETTINGS_SOURCE.read_text())) | {"POWERTOOLS_LOG_LEVEL"}
+    names = set(_globals()["Environment"]["Variables"])
+    for function in ("StaticIpFunction", "CidrReservationFunction"):
+        names |= set(resource(function)["Properties"].get("Environment", {}).get("Variables", {}))
+    assert names <= known, sorted(names - known)
+    assert {"AUTOSCALING_GROUP_NAME", "MULTUS_SUBNET_IDS", "MULTUS_SECURITY_GROUP_IDS", "OWNER_ID"} <= names
+    assert _globals()["Environment"]["Variables"]["OWNER_ID"] == {"Ref": "AWS::StackName"}
+
+
+def test_given_the_launch_template_when_reading_metadata_options_then_imdsv2_required_with_hop_limit_2() -> None:
+    options = resource("NodeLaunchTemplate")["Properties"]["LaunchTemplateData"]["MetadataOptions"]
+    assert options["HttpTokens"] == "required"
+    assert options["HttpPutResponseHopLimit"] == 2
+    assert options["HttpEndpoint"] == "enabled"
+
+
+def test_given_the_node_image_when_reading_its_parameter_then_it_comes_from_the_eks_ssm_parameter() -> None:
+    parameter = template()["Parameters"]["NodeImageId"]
+    assert parameter["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+    assert parameter["Default"].startswith("/aws/service/eks/optimized-ami/")
+    assert "amazon-linux-2023" in parameter["Default"]
+
+
+def test_given_pod_reservations_when_reading_them_then_explicit_and_awaited_by_the_group() -> None:
+    handle = resource("PodReservationsReady")["Metadata"]["Reservations"]
+    for n in (1, 2, 3):
+        assert resource(f"PodReservation{n}")["Properties"]["ReservationType"] == "explicit"
+        assert {"Fn::If": [f"HasPodReservation{n}", {"Ref": f"PodReservation{n}"}, {"Ref": "AWS::NoValue"}]} in handle
+
+
+def test_given_the_abandon_alarm_when_compared_with_emitted_metrics_then_namespace_and_dimensions_match(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    metrics = PowertoolsMetrics("static")
+    metrics.count(Metric.ABANDON)
+    metrics.flush()
+    emitted = capsys.readouterr().out
+    properties = resource("LifecycleAbandonAlarm")["Properties"]
+    dimensions = {d["Name"]: d["Value"] for d in properties["Dimensions"]}
+    assert properties["Namespace"] == NAMESPACE
+    assert properties["MetricName"] == Metric.ABANDON.value
+    assert dimensions == {"service": SERVICE, "Mode": {"Ref": "IpMode"}}
+    assert '"Dimensions":[["Mode","service"]]' in emitted
+
+
+@pytest.mark.parametrize(
+    ("alarm", "queue"),
+    [("UndeliveredEventAlarm", "UndeliveredEventQueue"), ("FailedInvocationAlarm", "FailedInvocationQueue")],
+)
+def test_given_a_failure_queue_when_reading_its_alarm_then_any_message_alarms(alarm: str, queue: str) -> None:
+    properties = resource(alarm)["Properties"]
+    assert properties["Namespace"] == "AWS/SQS"
+    assert properties["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert properties["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    assert properties["Threshold"] == 1
+
+
+def test_given_the_log_groups_when_reading_the_functions_then_each_writes_to_a_stack_owned_group() -> None:
+    for function, group in (
+        ("StaticIpFunction", "StaticIpLogGroup"),
+        ("CidrReservationFunction", "CidrReservationLogGroup"),
+    ):
+        assert resource(function)["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": group}}
+        assert resource(group)["Type"] == "AWS::Logs::LogGroup"
