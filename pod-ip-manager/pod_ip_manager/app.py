@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TextIO, assert_never
+from typing import assert_never
 
 from pod_ip_manager import logs
 from pod_ip_manager.config import Mode, Settings, load_settings
@@ -30,7 +30,9 @@ log = logging.getLogger("pod_ip_manager")
 USAGE = "usage: python -m pod_ip_manager [init|sidecar]   (or set PIM_MODE; see README for the variables)"
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None, *, out: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None, *, out: logs.Writable | None = None
+) -> int:
     """Run once and return the exit status. ``env`` defaults to ``os.environ``, ``out`` (the log stream) to
     stdout; tests pass their own."""
     arguments = list(sys.argv[1:] if argv is None else argv)

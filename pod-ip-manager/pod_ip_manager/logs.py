@@ -6,9 +6,17 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+class Writable(Protocol):
+    """Where log lines go (stdout, or a test's buffer)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,10 +35,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, sort_keys=False)
 
 
-def configure(level: str, stream: TextIO | None = None) -> logging.Handler:
+def configure(level: str, stream: Writable | None = None) -> logging.Handler:
     """Send the package's logs to ``stream`` (stdout by default) as JSON lines. Returns the handler so a caller
     that runs the manager in-process (tests) can remove it."""
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler: logging.Handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("pod_ip_manager")
     logger.addHandler(handler)
