@@ -8,12 +8,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEPS := pyproject.toml requirements/dev.txt requirements/dev.lock layers/multus_ipam/requirements.txt
 
-.PHONY: help venv demo test lint typecheck cfn-lint pytest bench lock clean
+.PHONY: help venv demo test lint typecheck cfn-lint pytest bench lock clean sam-venv validate build
+
+# SAM CLI lives in its own virtualenv (its pins conflict with ours). `sam build` for python3.13 needs a
+# python3.13 on PATH: the one scripts/find-python finds (pyenv installs included).
+SAM_VENV ?= .sam-venv
+SAM_STAMP := $(SAM_VENV)/.installed-stamp
+SAM := SAM_CLI_TELEMETRY=0 PATH="$$(dirname "$$(scripts/find-python)"):$$PATH" $(SAM_VENV)/bin/sam
 
 help:
 	@echo "make demo   - set up and run a local scale-out of a Multus node group against the local AWS"
-	@echo "make test   - set up and run lint, type checks, cfn-lint and the test suite (what CI runs)"
+	@echo "make test   - set up and run lint, type checks, cfn-lint, sam validate + build and the tests (what CI runs)"
 	@echo "make bench  - burst benchmarks (not part of the tests)"
+	@echo "make build  - sam build (the deployable stack, into .aws-sam/); then: sam deploy --guided"
 
 venv: $(STAMP)
 
@@ -27,7 +34,7 @@ $(STAMP): $(DEPS)
 demo: venv
 	@$(PY) -m localaws.demo
 
-test: lint typecheck cfn-lint pytest
+test: lint typecheck cfn-lint validate build pytest
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -38,6 +45,22 @@ typecheck: venv
 
 cfn-lint: venv
 	$(VENV)/bin/cfn-lint template.yaml
+
+sam-venv: $(SAM_STAMP)
+
+$(SAM_STAMP): requirements/sam.txt
+	@test -x $(SAM_VENV)/bin/python || "$$(scripts/find-python)" -m venv $(SAM_VENV)
+	@echo "installing SAM CLI into $(SAM_VENV)"
+	@$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/sam.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	@touch $@
+
+validate: sam-venv
+	$(SAM) validate --lint
+
+# samconfig.toml makes this a cached, parallel build: layer dependencies (arm64 wheels from PyPI) are
+# downloaded again only when layers/multus_ipam/requirements.txt changes.
+build: sam-venv
+	$(SAM) build
 
 pytest: venv
 	$(VENV)/bin/pytest -n 2 -q
@@ -50,4 +73,4 @@ lock: venv
 	$(PY) -m pip freeze --exclude-editable --disable-pip-version-check | grep -v '^eks-multus-ipam' > requirements/dev.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .aws-sam
