@@ -1,0 +1,136 @@
+"""Sidecar mode end to end: it follows netlink notifications and a real SIGTERM ends it."""
+
+from __future__ import annotations
+
+from localaws.imds import LocalImds
+from tests.pod.conftest import LogStream, PodNetns, World, manager_env, run_sidecar, wait_until
+
+
+def _pod_with_net1(world: World, pod_netns: PodNetns) -> None:
+    pod_netns.add_multus("net1", world.mac_a)
+    pod_netns.add_address("net1", "10.0.4.200/24")
+
+
+def test_given_a_running_sidecar_when_an_address_is_added_then_it_is_assigned_to_the_eni(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+
+    def add_address(log: LogStream) -> None:
+        pod_netns.add_address("net1", "10.0.4.201/32")
+        log.wait_for(lambda r: r["message"] == "assigned" and r["address"] == "10.0.4.201")
+        assert world.secondary_ips(world.eni_a) == {"10.0.4.200", "10.0.4.201"}
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns, PIM_RELEASE_ON_EXIT="false"), add_address)
+
+    assert finished.exit_code == 0
+    assert world.secondary_ips(world.eni_a) == {"10.0.4.200", "10.0.4.201"}  # kept: release disabled
+
+
+def test_given_a_floating_ip_on_another_nodes_eni_when_it_moves_to_this_pod_then_it_is_reassigned_here(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+    world.ec2.assign_private_ip_addresses(NetworkInterfaceId=world.other_eni, PrivateIpAddresses=["10.0.4.250"])
+
+    def vip_moves_here(log: LogStream) -> None:
+        pod_netns.add_address("net1", "10.0.4.250/32")  # keepalived takes over the VIP
+        log.wait_for(lambda r: r["message"] == "assigned" and r["address"] == "10.0.4.250")
+        assert "10.0.4.250" in world.secondary_ips(world.eni_a)
+        assert world.secondary_ips(world.other_eni) == set()
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns, PIM_RELEASE_ON_EXIT="false"), vip_moves_here)
+
+    assert finished.exit_code == 0
+    moved = next(r for r in finished.log.records() if r["message"] == "moving address from another ENI")
+    assert (moved["from_eni"], moved["to_eni"]) == (world.other_eni, world.eni_a)
+
+
+def test_given_an_assigned_address_when_it_is_removed_from_the_pod_then_it_is_unassigned_from_the_eni(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+    pod_netns.add_address("net1", "10.0.4.202/32")
+
+    def remove_address(_log: LogStream) -> None:
+        assert world.secondary_ips(world.eni_a) == {"10.0.4.200", "10.0.4.202"}
+        pod_netns.del_address("net1", "10.0.4.202/32")
+        wait_until(lambda: world.secondary_ips(world.eni_a) == {"10.0.4.200"}, what="10.0.4.202 unassigned")
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns, PIM_RELEASE_ON_EXIT="false"), remove_address)
+
+    assert finished.exit_code == 0
+    assert world.secondary_ips(world.eni_a) == {"10.0.4.200"}
+
+
+def test_given_a_floating_ip_taken_over_by_another_node_when_it_leaves_this_pod_then_the_other_eni_keeps_it(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+    pod_netns.add_address("net1", "10.0.4.251/32")
+
+    def other_node_takes_over(log: LogStream) -> None:
+        world.ec2.assign_private_ip_addresses(
+            NetworkInterfaceId=world.other_eni, PrivateIpAddresses=["10.0.4.251"], AllowReassignment=True
+        )
+        pod_netns.del_address("net1", "10.0.4.251/32")
+        log.wait_for(lambda r: "nothing to unassign" in r["message"])
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns, PIM_RELEASE_ON_EXIT="false"), other_node_takes_over)
+
+    assert finished.exit_code == 0
+    assert world.secondary_ips(world.other_eni) == {"10.0.4.251"}
+    assert world.aws.calls_to("ec2", "UnassignPrivateIpAddresses") == []
+
+
+def test_given_an_ipv6_on_another_nodes_eni_when_it_moves_to_this_pod_then_it_is_unassigned_there_and_assigned_here(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+    address = world.v6(0x250)
+    world.ec2.assign_ipv6_addresses(NetworkInterfaceId=world.other_eni, Ipv6Addresses=[address])
+
+    def ipv6_moves_here(log: LogStream) -> None:
+        pod_netns.add_address("net1", f"{address}/128")
+        log.wait_for(lambda r: r["message"] == "assigned" and r["address"] == address)
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns, PIM_RELEASE_ON_EXIT="false"), ipv6_moves_here)
+
+    assert finished.exit_code == 0
+    assert address in world.secondary_ips(world.eni_a)
+    assert world.secondary_ips(world.other_eni) == set()
+    operations = [c.operation for c in world.aws.calls if c.operation.endswith("Ipv6Addresses")]
+    assert operations[-2:] == ["UnassignIpv6Addresses", "AssignIpv6Addresses"]
+
+
+def test_given_a_running_sidecar_when_sigterm_arrives_then_what_this_pod_assigned_is_released_and_it_exits_0(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+    pod_netns.add_address("net1", f"{world.v6(0x260)}/64")
+    world.ec2.assign_private_ip_addresses(NetworkInterfaceId=world.eni_a, PrivateIpAddresses=["10.0.4.99"])
+
+    def add_then_terminate(log: LogStream) -> None:
+        pod_netns.add_address("net1", "10.0.4.203/32")
+        log.wait_for(lambda r: r["message"] == "assigned" and r["address"] == "10.0.4.203")
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns), add_then_terminate)
+
+    assert finished.exit_code == 0
+    assert world.secondary_ips(world.eni_a) == {"10.0.4.99"}  # not ours: left alone
+    assert "stopping: releasing what this pod assigned" in finished.messages()
+
+
+def test_given_ec2_fails_while_following_when_an_address_is_added_then_the_sidecar_exits_non_zero(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+
+    def add_with_ec2_down(_log: LogStream) -> None:
+        world.aws.faults.fail("ec2", "AssignPrivateIpAddresses", code="UnauthorizedOperation", status=403)
+        pod_netns.add_address("net1", "10.0.4.204/32")
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns), add_with_ec2_down)
+
+    assert finished.exit_code == 5
+    assert "UnauthorizedOperation" in finished.error()["message"]
