@@ -1,0 +1,108 @@
+"""The shipped artefacts agree with the code: IAM policy, manifests, image pins."""
+
+from __future__ import annotations
+
+import json
+import re
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]  # PyYAML comes with cfn-lint; no stubs pinned
+
+from pod_ip_manager.config import VARIABLES, load_settings
+from pod_ip_manager.ec2 import IAM_ACTIONS
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLDER = ROOT / "pod-ip-manager"
+DEPLOY = FOLDER / "deploy"
+DEPLOYMENTS = ("deployment-init.yaml", "deployment-sidecar.yaml")
+
+
+def _load(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / name).read_text())
+    return loaded
+
+
+def _manager(name: str) -> dict[str, Any]:
+    spec = _load(name)["spec"]["template"]["spec"]
+    containers: list[dict[str, Any]] = spec.get("initContainers", []) + spec["containers"]
+    return next(c for c in containers if c["name"] == "pod-ip-manager")
+
+
+def test_the_iam_policy_grants_exactly_the_actions_the_ec2_adapter_calls() -> None:
+    policy = json.loads((DEPLOY / "iam-policy.json").read_text())
+    granted: set[str] = set()
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        granted |= {actions} if isinstance(actions, str) else set(actions)
+    assert granted == IAM_ACTIONS
+
+
+def test_the_iam_policy_scopes_every_mutating_action_to_tagged_enis_in_the_multus_subnets() -> None:
+    policy = json.loads((DEPLOY / "iam-policy.json").read_text())
+    for statement in policy["Statement"]:
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        if actions == ["ec2:DescribeNetworkInterfaces"]:
+            continue  # describes support no resource-level permissions
+        assert statement["Resource"] != "*"
+        assert ":network-interface/" in statement["Resource"]
+        assert statement["Condition"]["StringEquals"] == {"aws:ResourceTag/node.k8s.amazonaws.com/no_manage": "true"}
+        assert statement["Condition"]["ArnEquals"]["ec2:Subnet"]
+
+
+@pytest.mark.parametrize("name", DEPLOYMENTS)
+def test_each_deployment_configures_the_manager_with_valid_settings(name: str) -> None:
+    manager = _manager(name)
+    env = {item["name"]: item["value"] for item in manager.get("env", [])}
+    assert set(env) <= set(VARIABLES)
+    settings = load_settings({**env, "AWS_REGION": "eu-west-1"}, manager["args"][0])
+    assert settings.mode.value == manager["args"][0]
+
+
+@pytest.mark.parametrize("name", DEPLOYMENTS)
+def test_each_deployment_runs_the_manager_unprivileged_with_requests_and_limits(name: str) -> None:
+    manager = _manager(name)
+    security = manager["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert set(manager["resources"]) == {"requests", "limits"}
+    assert _load(name)["spec"]["template"]["spec"]["serviceAccountName"] == "pod-ip-manager"
+
+
+def test_the_sidecar_is_a_native_sidecar_and_releases_on_exit() -> None:
+    manager = _manager("deployment-sidecar.yaml")
+    assert manager["restartPolicy"] == "Always"
+    assert {"name": "PIM_RELEASE_ON_EXIT", "value": "true"} in manager["env"]
+
+
+def test_the_network_attachment_is_ipvlan_on_eth1_with_a_pod_range_at_the_top_of_the_subnet() -> None:
+    config = json.loads(_load("network-attachment-definition.yaml")["spec"]["config"])
+    assert (config["type"], config["master"]) == ("ipvlan", "eth1")
+    subnet = IPv4Network(config["ipam"]["range"])
+    start, end = IPv4Address(config["ipam"]["range_start"]), IPv4Address(config["ipam"]["range_end"])
+    pod_range = IPv4Network("10.0.4.192/26")
+    assert subnet == IPv4Network("10.0.4.0/24")
+    assert start == pod_range.network_address
+    assert end < subnet.broadcast_address  # the last address is AWS-reserved
+    assert end in pod_range
+
+
+def test_the_image_is_pinned_slim_non_root_and_its_requirements_match_the_repository_lock() -> None:
+    dockerfile = (FOLDER / "Dockerfile").read_text()
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+    assert base is not None
+    assert re.fullmatch(r"python:3\.13\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base.group(1))
+    assert re.search(r"^USER \d+:\d+$", dockerfile, re.MULTILINE)
+    lock = dict(
+        line.split("==", 1) for line in (ROOT / "requirements" / "dev.lock").read_text().splitlines() if "==" in line
+    )
+    pins = dict(
+        line.split("==", 1)
+        for line in (FOLDER / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    assert {"boto3", "botocore", "pydantic", "pyroute2"} <= set(pins)
+    assert all(lock.get(name) == version for name, version in pins.items()), pins
