@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from pod_ip_manager.config import Mode, load_settings
@@ -56,3 +61,19 @@ def test_given_a_bad_variable_when_loading_then_the_error_names_it(
     assert caught.value.variable == variable
     assert fragment in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_given_a_bad_variable_when_the_module_runs_as_a_program_then_exit_2_with_one_json_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pod_ip_manager", "init"],
+        env={"PATH": os.environ.get("PATH", ""), "PIM_WAIT_SECONDS": "later"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    (line,) = result.stdout.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "ERROR"
+    assert record["message"].startswith("PIM_WAIT_SECONDS: 'later'")
