@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # PyYAML comes with cfn-lint; no stubs pinned
+import yaml
 
 from pod_ip_manager.config import VARIABLES, load_settings
 from pod_ip_manager.ec2 import IAM_ACTIONS
