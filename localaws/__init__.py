@@ -1,0 +1,208 @@
+"""A local AWS for tests and the demo: moto, plus the AWS behaviours moto lacks that this project depends on.
+
+``LocalAWS`` starts moto's in-process mock (``mock_aws``: every boto3 client created while it is active talks
+to it) and installs, in one place (``localaws._install``), a thin layer over moto's responses and models:
+
+* **dispatch**: one lock around moto's request processing, so 100 threads can call it at once; a thread-safe
+  call log (``aws.calls``); fault injection (``aws.faults``) that answers with real AWS error responses, so
+  botocore's retry modes behave as against AWS, and a crash-after mode (``SimulatedCrash``);
+* **EC2** (``localaws.ec2``): the ENI address rules (in use, outside the subnet, AWS-reserved, no free address,
+  CIDR reservations), ``ClientToken`` idempotency, device-index / network-card / AZ / ENI-limit checks on
+  attach, deleting an attached ENI refused, ``DeleteOnTermination`` recorded and honoured when an instance
+  terminates, ``MaxResults``/``NextToken`` paging;
+* **Auto Scaling** (``localaws.autoscaling`` + ``localaws.lifecycle``): lifecycle hooks declared at group
+  creation, ``Pending:Wait`` / ``Terminating:Wait``, ``CompleteLifecycleAction``,
+  ``RecordLifecycleActionHeartbeat``, heartbeat and global timeouts on a controllable clock (``aws.clock``),
+  warm pools, and the EventBridge event AWS sends for each lifecycle action (``aws.lifecycle.event``).
+
+Why: our Lambda functions are judged on exactly these behaviours (a taken IP, an occupied device index, an
+ABANDON that terminates, a token that is no longer active), and plain moto silently accepts what AWS refuses.
+Every behaviour has a test named after the AWS error it reproduces; ``LocalAWS(extensions=False)`` (or
+``LOCALAWS_PLAIN_MOTO=1``) switches the behaviours off to show those tests fail on plain moto.
+
+Still not modelled (see ``NOT_MODELLED``): asynchronous attach/detach, ENI IPv4/IPv6 prefixes, EC2 rate limits
+(token buckets), instance type per-ENI address limits, lifecycle notifications to SNS/SQS targets, EventBridge
+delivery itself (tests hand ``aws.lifecycle.events()`` to the handler), instance refresh, mixed-instance
+weights with hooks.
+
+Shipped code (``layers/``, ``functions/``) never imports this package.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from moto import mock_aws
+
+from localaws._install import installed
+from localaws._session import Session
+from localaws.calls import Call
+from localaws.faults import Faults, SimulatedCrash
+from localaws.lifecycle import LifecycleAction, LifecycleResult, RejectedCompletion
+
+if TYPE_CHECKING:
+    from localaws.clock import Clock
+    from localaws.lifecycle import Lifecycle
+
+__all__ = [
+    "NOT_MODELLED",
+    "Call",
+    "LifecycleAction",
+    "LifecycleResult",
+    "LocalAWS",
+    "RejectedCompletion",
+    "SimulatedCrash",
+]
+
+DEFAULT_ACCOUNT_ID = "123456789012"  # moto's account
+
+#: What the local AWS still does not model, and what that means for tests that rely on it.
+NOT_MODELLED: dict[str, str] = {
+    "attach/detach timing": "Attach and detach complete at once (AWS: 'attaching'/'detaching' for a while).",
+    "ENI prefixes": "Ipv4Prefixes/Ipv6Prefixes on ENIs are ignored by moto and occupy no addresses here.",
+    "EC2 rate limits": "No token buckets; inject RequestLimitExceeded with aws.faults instead.",
+    "per-ENI address limits": "PrivateIpAddressLimitExceeded (Ipv4AddressesPerInterface) is not enforced.",
+    "IPv6 error codes": "A taken requested IPv6 address gives InvalidIPAddress.InUse as for IPv4 (unconfirmed).",
+    "cross-AZ attach code": "Attaching an ENI from another AZ gives InvalidParameterCombination (code unconfirmed).",
+    "notification targets": "Lifecycle hooks' SNS/SQS targets and the test notification are not sent.",
+    "event delivery": "No EventBridge: tests render aws.lifecycle.events() and call the handler themselves.",
+    "scaling slowdown": "AWS slows launches when hooks keep abandoning; here replacements launch at once.",
+    "termination policy": "Scale-in picks the AZ with most instances, then the oldest; no other policies.",
+    "instance refresh, mixed instances": "Not lifecycle-aware (moto's own behaviour).",
+    "warm pool scale-in reuse": "Only with InstanceReusePolicy.ReuseOnScaleIn; pool size is not trimmed.",
+    "describe paging elsewhere": "Only DescribeNetworkInterfaces and GetSubnetCidrReservations page here "
+    "(DescribeInstances pages in moto itself).",
+}
+
+
+class LocalAWS:
+    """The local AWS. Use as a context manager; nothing is patched outside it.
+
+    Only one may be active at a time in a process (moto's mock is process-wide).
+    """
+
+    _active: LocalAWS | None = None
+
+    def __init__(
+        self,
+        region: str = "us-east-1",
+        *,
+        extensions: bool | None = None,
+        start_time: datetime | None = None,
+        seed: int = 0,
+        skip_retry_delays: bool = True,
+        default_amis: bool = False,
+    ) -> None:
+        """``extensions``: the AWS behaviours on top of moto; default on unless ``LOCALAWS_PLAIN_MOTO=1``.
+        ``start_time``: the clock's start (timezone-aware; default now). ``seed``: seeds the addresses EC2
+        picks. ``skip_retry_delays``: botocore's standard/adaptive backoff is computed but not slept (recorded
+        in ``skipped_retry_delays``). ``default_amis``: load moto's ~1300 public AMIs (0.5 s per region); off, so
+        register an image first (``scenario.build`` does)."""
+        if extensions is None:
+            extensions = os.environ.get("LOCALAWS_PLAIN_MOTO", "") not in ("1", "true", "yes")
+        self.region = region
+        self.extensions = extensions
+        self._skip_retry_delays = skip_retry_delays
+        self._default_amis = default_amis
+        self._session = Session(region=region, account_id=DEFAULT_ACCOUNT_ID, start=start_time, seed=seed)
+        self._stack: ExitStack | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    # --- lifecycle of the context ------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalAWS:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if LocalAWS._active is not None:
+            raise RuntimeError("another LocalAWS is already active in this process")
+        stack = ExitStack()
+        try:
+            stack.enter_context(mock_aws())
+            stack.enter_context(
+                installed(self._session, extensions=self.extensions, skip_retry_delays=self._skip_retry_delays)
+            )
+            stack.callback(self._restore_env)
+            self._set_env()
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        LocalAWS._active = self
+
+    def stop(self) -> None:
+        stack, self._stack = self._stack, None
+        if LocalAWS._active is self:
+            LocalAWS._active = None
+        if stack is not None:
+            stack.close()
+
+    def _set_env(self) -> None:
+        wanted = {"AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}
+        if not self._default_amis:
+            wanted["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+        for name, value in wanted.items():
+            self._saved_env[name] = os.environ.get(name)
+            os.environ[name] = value
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    # --- what tests use ------------------------------------------------------------------------------------
+
+    @property
+    def account_id(self) -> str:
+        return self._session.account_id
+
+    def client(self, service: str, **kwargs: Any) -> Any:  # noqa: ANN401 - each service has its own client type
+        """A boto3 client for ``service`` in this region (any client created while active is mocked too).
+
+        Typed as ``Any`` to stay free of boto3-stubs here; annotate at the call site
+        (``ec2: EC2Client = aws.client("ec2")``).
+        """
+        kwargs.setdefault("region_name", self.region)
+        return boto3.client(service, **kwargs)  # type: ignore[call-overload]
+
+    @property
+    def clock(self) -> Clock:
+        return self._session.clock
+
+    @property
+    def faults(self) -> Faults:
+        return self._session.faults
+
+    @property
+    def calls(self) -> list[Call]:
+        """A snapshot of every call so far, in arrival order."""
+        return self._session.calls.snapshot()
+
+    def calls_to(self, service: str, operation: str) -> list[Call]:
+        return self._session.calls.to(service, operation)
+
+    def clear_calls(self) -> None:
+        self._session.calls.clear()
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return self._session.lifecycle
+
+    @property
+    def skipped_retry_delays(self) -> list[float]:
+        """The backoff delays botocore asked for and did not sleep (with ``skip_retry_delays``)."""
+        return list(self._session.skipped_retry_delays)

@@ -1,0 +1,218 @@
+"""The one place that patches moto.
+
+Two layers, both undone when the ``LocalAWS`` context exits:
+
+* **dispatch** (always on): wraps moto's botocore stubber so that every request is logged, may be failed or
+  crashed by fault injection, and is processed under one lock (moto is not thread-safe).
+* **extensions** (on unless ``extensions=False`` / ``LOCALAWS_PLAIN_MOTO=1``): the AWS behaviours moto lacks.
+  An extension is a function ``(Session) -> Iterable[Patch]`` registered with ``@extension("name")`` in a
+  module listed in ``EXTENSION_MODULES``. A ``Patch`` replaces one attribute (usually a moto response-class
+  action method such as ``EC2Response.create_network_interface``, or a model method); its ``build`` receives
+  the original so the replacement can delegate to moto.
+
+To add behaviour (say ``localaws/ec2_secondary_ips.py`` for Assign/UnassignPrivateIpAddresses): write the
+module with an ``@extension`` function, add its dotted name to ``EXTENSION_MODULES``, and reproduce AWS's error
+codes by raising ``moto.ec2.exceptions.EC2ClientError(code, message)`` (or moto's Auto Scaling
+``ValidationError``). ``localaws.addresses`` has the subnet address rules to reuse.
+"""
+
+# ruff: noqa: ANN401 - moto models and response objects are untyped; they are `Any` here by necessity.
+
+from __future__ import annotations
+
+import importlib
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from unittest import mock
+from urllib.parse import parse_qsl
+
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+from botocore.retries.standard import ExponentialBackoff
+from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
+
+from localaws.calls import CRASH, OK, normalise_service
+from localaws.faults import Injected, SimulatedCrash
+
+#: Modules whose ``@extension`` functions are installed. Add yours here.
+EXTENSION_MODULES: tuple[str, ...] = ("localaws.ec2", "localaws.autoscaling")
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Replace ``target.attribute`` while active. ``build(original)`` returns the replacement (``original`` is
+    ``None`` when moto lacks the attribute, e.g. an action moto does not implement)."""
+
+    target: Any
+    attribute: str
+    build: Callable[[Any], Any]
+
+
+if TYPE_CHECKING:
+    from localaws._session import Session
+
+Extension = Callable[["Session"], Iterable[Patch]]
+
+_EXTENSIONS: dict[str, Extension] = {}
+
+
+def extension(name: str) -> Callable[[Extension], Extension]:
+    """Register an extension under a unique name."""
+
+    def register(fn: Extension) -> Extension:
+        existing = _EXTENSIONS.get(name)
+        if existing is not None and existing.__qualname__ != fn.__qualname__:
+            raise ValueError(f"extension {name!r} is already registered by {existing.__module__}")
+        _EXTENSIONS[name] = fn
+        return fn
+
+    return register
+
+
+def registered_extensions() -> Mapping[str, Extension]:
+    for module in EXTENSION_MODULES:
+        importlib.import_module(module)
+    return dict(_EXTENSIONS)
+
+
+@contextmanager
+def installed(session: Session, *, extensions: bool, skip_retry_delays: bool) -> Iterator[None]:
+    """Apply the dispatch layer (and the extensions) for the duration of the context."""
+    with ExitStack() as stack:
+        for patch in _infrastructure(session, skip_retry_delays=skip_retry_delays):
+            _apply(stack, patch)
+        if extensions:
+            for build in registered_extensions().values():
+                for patch in build(session):
+                    _apply(stack, patch)
+        yield
+
+
+def _apply(stack: ExitStack, patch: Patch) -> None:
+    original = patch.target.__dict__.get(patch.attribute) if isinstance(patch.target, type) else None
+    if original is None:
+        original = getattr(patch.target, patch.attribute, None)
+    stack.enter_context(
+        mock.patch.object(patch.target, patch.attribute, patch.build(original), create=original is None)
+    )
+
+
+# --- dispatch layer -------------------------------------------------------------------------------------------
+
+
+def _infrastructure(session: Session, *, skip_retry_delays: bool) -> Iterable[Patch]:
+    yield Patch(BotocoreStubber, "__call__", lambda original: _dispatcher(session, original))
+    if skip_retry_delays:
+        yield Patch(ExponentialBackoff, "delay_amount", lambda original: _no_delay(session, original))
+
+
+def _no_delay(session: Session, original: Callable[..., float]) -> Callable[..., float]:
+    """botocore's standard-mode backoff, computed and recorded but not slept (tests stay fast)."""
+
+    def delay_amount(backoff: Any, context: Any) -> float:
+        session.skipped_retry_delays.append(original(backoff, context))
+        return 0.0
+
+    return delay_amount
+
+
+def _dispatcher(session: Session, original: Callable[..., Any]) -> Callable[..., Any]:
+    def dispatch(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if not stubber.enabled:
+            return None
+        _, service_id, operation = event_name.split(".", 2)
+        service = normalise_service(service_id)
+        params = _request_params(request)
+        injected = session.faults.take(service, operation)
+        if injected is not None and injected.kind == "error":
+            session.calls.record(
+                service=service,
+                operation=operation,
+                params=params,
+                outcome=injected.code,
+                status=injected.status,
+                at=session.clock.now(),
+            )
+            return _error_response(request, service, injected)
+        with session.lock:
+            response = original(stubber, event_name, request, **kwargs)
+        if response is None:  # not an AWS endpoint moto serves: let botocore go on
+            return None
+        status = int(response.status_code)
+        outcome = OK if status < 400 else _error_code(response.content)
+        crash = injected is not None and injected.kind == "crash"
+        session.calls.record(
+            service=service,
+            operation=operation,
+            params=params,
+            outcome=CRASH if crash else outcome,
+            status=status,
+            at=session.clock.now(),
+        )
+        if crash:
+            raise SimulatedCrash(service, operation)
+        return response
+
+    return dispatch
+
+
+def _request_params(request: Any) -> dict[str, str]:
+    body = request.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    if not body or not isinstance(body, str):
+        return {}
+    if body.lstrip().startswith("{"):
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            return {}
+        return {str(k): json.dumps(v) if not isinstance(v, str) else v for k, v in decoded.items()}
+    return {k: v for k, v in parse_qsl(body, keep_blank_values=True) if k not in ("Action", "Version")}
+
+
+def _error_code(content: bytes) -> str:
+    text = content.decode("utf-8", errors="replace")
+    start = text.find("<Code>")
+    if start >= 0:
+        return text[start + len("<Code>") : text.find("</Code>", start)]
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return "UnknownError"
+    code = decoded.get("__type", "UnknownError") if isinstance(decoded, dict) else "UnknownError"
+    return str(code).rsplit("#", 1)[-1]
+
+
+def _error_response(request: Any, service: str, injected: Injected) -> Any:
+    """An error response in the service's wire protocol, so botocore parses it into a real ``ClientError``."""
+    request_id = str(uuid.uuid4())
+    content_type = request.headers.get("Content-Type", b"")
+    if isinstance(content_type, bytes):
+        content_type = content_type.decode()
+    if service == "ec2":
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+            f"<Code>{injected.code}</Code><Message>{injected.message}</Message>"
+            f"</Error></Errors><RequestID>{request_id}</RequestID></Response>"
+        )
+        headers = {"Content-Type": "text/xml"}
+    elif "x-www-form-urlencoded" in content_type:
+        kind = "Receiver" if injected.status >= 500 else "Sender"
+        body = (
+            f"<ErrorResponse><Error><Type>{kind}</Type><Code>{injected.code}</Code>"
+            f"<Message>{injected.message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        headers = {"Content-Type": "text/xml"}
+    else:
+        body = json.dumps({"__type": injected.code, "message": injected.message})
+        headers = {"Content-Type": "application/x-amz-json-1.1"}
+    headers["x-amzn-RequestId"] = request_id
+    wire_headers = HTTPHeaders()
+    for name, value in headers.items():
+        wire_headers[name] = value
+    return AWSResponse(request.url, injected.status, wire_headers, MockRawResponse(body))
