@@ -119,6 +119,17 @@ def test_given_the_launch_template_when_reading_metadata_options_then_imdsv2_req
     assert options["HttpEndpoint"] == "enabled"
 
 
+def test_given_the_user_data_when_reading_it_then_nodeadm_joins_and_multus_links_come_up_by_subnet() -> None:
+    user_data = resource("NodeLaunchTemplate")["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+    text, variables = user_data["Fn::Sub"]
+    assert "Content-Type: application/node.eks.aws" in text
+    assert "kind: NodeConfig" in text
+    assert "apiServerEndpoint: ${ClusterEndpoint}" in text
+    assert 'ENV{SYSTEMD_WANTS}+="multus-link-up@$name.service"' in text
+    assert "meta-data/network/interfaces/macs/$mac/subnet-id" in text
+    assert variables["MultusSubnets"] == {"Fn::Join": [" ", {"Ref": "MultusSubnetIds"}]}
+
+
 def test_given_the_node_image_when_reading_its_parameter_then_it_comes_from_the_eks_ssm_parameter() -> None:
     parameter = template()["Parameters"]["NodeImageId"]
     assert parameter["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
