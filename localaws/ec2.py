@@ -58,6 +58,8 @@ def ec2_extension(session: Session) -> Iterable[Patch]:
     yield Patch(Instance, "detach_eni", lambda _: _detach_eni)
     yield Patch(Instance, "terminate", _terminate)
     yield Patch(Instance, "prep_nics", _prep_nics)
+    for name, read in _PRIMARY_READS.items():
+        yield Patch(Instance, name, _as_property(read))
     yield Patch(Subnet, "get_available_subnet_ip", lambda _: _available_subnet_ip(session))
     yield Patch(Subnet, "request_ip", lambda _: _request_ip)
     yield Patch(Subnet, "create_cidr_reservation", _create_cidr_reservation)
@@ -293,6 +295,8 @@ def _terminate(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Delete the interfaces with DeleteOnTermination, detach the others (they become ``available``)."""
 
     def terminate(self: Any) -> Any:
+        if 0 in self.nics:
+            self.localaws_last_primary = self.nics[0]
         for nic in list(self.nics.values()):
             delete = bool(nic.delete_on_termination)
             _detach_eni(self, nic)
@@ -302,6 +306,23 @@ def _terminate(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return original(self)
 
     return terminate
+
+
+def _as_property(read: Callable[[Any], Any]) -> Callable[[Any], property]:
+    return lambda _: property(read)
+
+
+def _primary(instance: Any) -> Any:
+    """The primary interface, or the one it had before termination (moto reads ``nics[0]`` unguarded)."""
+    return instance.nics.get(0) or getattr(instance, "localaws_last_primary", None)
+
+
+_PRIMARY_READS: dict[str, Callable[[Any], Any]] = {
+    "private_ip": lambda instance: getattr(_primary(instance), "private_ip_address", None),
+    "private_ip_address": lambda instance: getattr(_primary(instance), "private_ip_address", None),
+    "public_ip": lambda instance: getattr(_primary(instance), "public_ip", None),
+    "public_ip_address": lambda instance: getattr(_primary(instance), "public_ip", None),
+}
 
 
 # --- addresses EC2 picks for instances ----------------------------------------------------------------------
