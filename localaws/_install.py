@@ -39,7 +39,7 @@ from localaws.calls import CRASH, OK, normalise_service
 from localaws.faults import Injected, SimulatedCrash
 
 #: Modules whose ``@extension`` functions are installed. Add yours here.
-EXTENSION_MODULES: tuple[str, ...] = ("localaws.ec2", "localaws.autoscaling")
+EXTENSION_MODULES: tuple[str, ...] = ("localaws.ec2", "localaws.ec2_secondary_ips", "localaws.autoscaling")
 
 
 @dataclass(frozen=True)

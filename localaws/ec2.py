@@ -64,6 +64,7 @@ def ec2_extension(session: Session) -> Iterable[Patch]:
     yield Patch(Subnet, "request_ip", lambda _: _request_ip)
     yield Patch(Subnet, "create_cidr_reservation", _create_cidr_reservation)
     yield Patch(NetworkInterface, "get_filter_value", _eni_filter_value)
+    yield Patch(Subnet, "ipv6_cidr_block_association_set", _as_property(_subnet_ipv6_associations))
 
 
 # --- CreateNetworkInterface ---------------------------------------------------------------------------------
@@ -306,6 +307,22 @@ def _terminate(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return original(self)
 
     return terminate
+
+
+def _subnet_ipv6_associations(subnet: Any) -> list[dict[str, Any]]:
+    """DescribeSubnets' Ipv6CidrBlockAssociationSet with the state as AWS gives it.
+
+    moto nests its own state dict inside the state (``{'State': "{'State': 'associated'}"}``), so a reader that
+    checks ``Ipv6CidrBlockState.State == 'associated'``, as it must on AWS, would see no IPv6 block at all.
+    """
+    return [
+        {
+            "ipv6CidrBlock": association["ipv6CidrBlock"],
+            "associationId": association["associationId"],
+            "ipv6CidrBlockState": {"state": association["ipv6CidrBlockState"]["State"]},
+        }
+        for association in subnet.ipv6_cidr_block_associations.values()
+    ]
 
 
 def _as_property(read: Callable[[Any], Any]) -> Callable[[Any], property]:

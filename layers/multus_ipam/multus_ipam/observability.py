@@ -26,12 +26,18 @@ class PowertoolsMetrics:
         self._client = client or PowertoolsMetricsClient(namespace=NAMESPACE, service=SERVICE)
         self._mode = mode
         self._lock = threading.Lock()
+        self._pending = False
 
     def count(self, metric: Metric, value: int = 1) -> None:
         with self._lock:
             self._client.add_metric(name=metric.value, unit=MetricUnit.Count, value=value)
+            self._pending = True
 
     def flush(self) -> None:
+        """Publish what this invocation counted (a rejected event may have counted nothing)."""
         with self._lock:
+            if not self._pending:
+                return
             self._client.add_dimension(name="Mode", value=self._mode)
             self._client.flush_metrics(raise_on_empty_metrics=False)
+            self._pending = False

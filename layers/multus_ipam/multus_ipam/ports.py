@@ -94,7 +94,7 @@ class Ec2(Protocol):
     def describe_instance(self, instance_id: str) -> Instance | None: ...
 
     def describe_subnets(self, subnet_ids: Sequence[str]) -> list[Subnet]:
-        """Raises NotFound naming the missing subnet."""
+        """Raises SubnetMisconfigured naming the missing subnet."""
         ...
 
     def subnet_enis(self, subnet_id: str) -> list[Eni]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from botocore.exceptions import ClientError
 
 from multus_ipam.aws._errors import aws_call, error_code, error_message
-from multus_ipam.errors import DeviceIndexTaken, InsufficientAddresses, IpAddressInUse, NotFound
+from multus_ipam.errors import DeviceIndexTaken, InsufficientAddresses, IpAddressInUse, SubnetMisconfigured
 from multus_ipam.ports import Attachment, CreateEni, Eni, Instance, Reservation, Subnet
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG
 
@@ -66,7 +66,7 @@ class Ec2Adapter:
             response = self._client.describe_subnets(SubnetIds=list(subnet_ids))
         except ClientError as error:
             if error_code(error) == "InvalidSubnetID.NotFound":
-                raise NotFound(f"MULTUS_SUBNET_IDS: {error_message(error)}") from error
+                raise SubnetMisconfigured(f"MULTUS_SUBNET_IDS: {error_message(error)}") from error
             with aws_call("DescribeSubnets"):
                 raise
         subnets = []

@@ -1,0 +1,269 @@
+"""Fault matrix, redelivery and concurrency: whatever happens, no leaked ENI, no duplicate, one lifecycle result.
+
+For each AWS call the handler makes we inject (a) throttling that clears, (b) a permanent error, (c) a crash
+right after the call (AWS applied it, the function died) followed by redelivery of the same event.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from ipaddress import IPv4Address
+from typing import Any
+
+import pytest
+
+from localaws import LocalAWS, SimulatedCrash
+from multus_ipam.errors import AwsCallFailed
+from multus_ipam.lifecycle import RollbackIncomplete
+from multus_ipam.runtime import Runtime
+from tests.handlers.world import GROUP, LAUNCH_HOOK, TERMINATE_HOOK, World, build_world, deliver
+
+THROTTLE = {"ec2": ("RequestLimitExceeded", 503), "autoscaling": ("Throttling", 400)}
+DENIED = {"ec2": ("UnauthorizedOperation", 403), "autoscaling": ("AccessDenied", 403)}
+
+LAUNCH_CALLS = [
+    ("ec2", "DescribeInstances"),
+    ("ec2", "DescribeSubnets"),
+    ("ec2", "DescribeNetworkInterfaces"),
+    ("ec2", "GetSubnetCidrReservations"),
+    ("autoscaling", "DescribeAutoScalingGroups"),
+    ("ec2", "CreateNetworkInterface"),
+    ("ec2", "AttachNetworkInterface"),
+    ("ec2", "ModifyNetworkInterfaceAttribute"),
+    ("autoscaling", "CompleteLifecycleAction"),
+]
+TERMINATE_CALLS = [
+    ("ec2", "DescribeNetworkInterfaces"),
+    ("ec2", "DetachNetworkInterface"),
+    ("ec2", "DeleteNetworkInterface"),
+    ("autoscaling", "CompleteLifecycleAction"),
+]
+
+
+def hook_results(world: World, instance_id: str, hook: str) -> list[str]:
+    return [r.result for r in world.aws.lifecycle.results if r.instance_id == instance_id and r.hook == hook]
+
+
+def assert_launched_once(world: World, instance_id: str) -> None:
+    """One ENI per Multus subnet of the AZ, attached once with DeleteOnTermination; nothing else of ours."""
+    ours = world.our_enis()
+    assert sorted(e["SubnetId"] for e in ours) == sorted(world.multus_subnets[:2]), "exactly one ENI per subnet"
+    for eni in ours:
+        assert eni["Attachment"]["InstanceId"] == instance_id
+        assert eni["Attachment"]["DeleteOnTermination"] is True
+    assert hook_results(world, instance_id, LAUNCH_HOOK) == ["CONTINUE"]
+    assert world.lifecycle_state(instance_id) == "InService"
+
+
+def assert_abandoned_cleanly(world: World, instance_id: str) -> None:
+    assert world.our_enis() == [], "a failed launch must not leave ENIs behind"
+    assert hook_results(world, instance_id, LAUNCH_HOOK) == ["ABANDON"]
+
+
+# --- launch ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("service", "operation"), LAUNCH_CALLS)
+def test_given_throttling_that_clears_on_any_launch_call_then_the_launch_succeeds(
+    world: World, service: str, operation: str
+) -> None:
+    (event,) = world.scale_out(1)
+    code, status = THROTTLE[service]
+    world.aws.faults.fail(service, operation, code=code, status=status, times=2)
+
+    outcome = deliver(world.runtime(), event)
+
+    assert outcome["result"] == "CONTINUE"
+    assert_launched_once(world, event["detail"]["EC2InstanceId"])
+
+
+@pytest.mark.parametrize(
+    ("service", "operation"),
+    [c for c in LAUNCH_CALLS if c[1] not in ("CompleteLifecycleAction", "DescribeNetworkInterfaces")],
+)
+def test_given_a_permanent_error_on_a_launch_call_then_rollback_and_abandon(
+    world: World, service: str, operation: str
+) -> None:
+    (event,) = world.scale_out(1)
+    code, status = DENIED[service]
+    world.aws.faults.fail(service, operation, code=code, status=status)
+
+    outcome = deliver(world.runtime(), event)
+
+    assert outcome["result"] == "ABANDON"
+    assert code in outcome["reason"]
+    assert operation in outcome["reason"]
+    world.aws.faults.clear()
+    assert_abandoned_cleanly(world, event["detail"]["EC2InstanceId"])
+
+
+def test_given_describe_enis_always_fails_then_nothing_is_created_and_the_launch_is_abandoned(world: World) -> None:
+    (event,) = world.scale_out(1)
+    world.aws.faults.fail("ec2", "DescribeNetworkInterfaces", code="UnauthorizedOperation", status=403)
+
+    with pytest.raises(RollbackIncomplete, match="could not release"):
+        deliver(world.runtime(), event)
+
+    world.aws.faults.clear()
+    assert world.aws.calls_to("ec2", "CreateNetworkInterface") == []
+    assert_abandoned_cleanly(world, event["detail"]["EC2InstanceId"])
+
+
+def test_given_completion_always_fails_then_the_error_propagates_and_the_hook_timeout_decides(world: World) -> None:
+    (event,) = world.scale_out(1)
+    instance_id = event["detail"]["EC2InstanceId"]
+    world.aws.faults.fail("autoscaling", "CompleteLifecycleAction", code="AccessDenied", status=403)
+
+    with pytest.raises(AwsCallFailed, match="CompleteLifecycleAction failed: AccessDenied"):
+        deliver(world.runtime(), event)
+
+    world.aws.clock.advance(301)
+    assert hook_results(world, instance_id, LAUNCH_HOOK) == ["ABANDON"]
+    assert world.our_enis() == [], "DeleteOnTermination was set, so terminating the instance deleted the ENIs"
+
+
+@pytest.mark.parametrize(("service", "operation"), LAUNCH_CALLS)
+def test_given_a_crash_right_after_a_launch_call_when_redelivered_then_one_eni_per_subnet_and_one_result(
+    world: World, service: str, operation: str
+) -> None:
+    (event,) = world.scale_out(1)
+    world.aws.faults.crash_after(service, operation)
+
+    with pytest.raises(SimulatedCrash):
+        deliver(world.runtime(), event)
+    outcome = deliver(world.runtime(), event)  # redelivery, in a fresh execution environment
+
+    expected = "already-completed" if operation == "CompleteLifecycleAction" else "completed"
+    assert outcome["status"] == expected
+    assert_launched_once(world, event["detail"]["EC2InstanceId"])
+
+
+def test_given_the_same_event_twice_when_handled_then_the_second_adopts_and_stops_quietly(world: World) -> None:
+    (event,) = world.scale_out(1)
+    runtime = world.runtime()
+
+    first = deliver(runtime, event)
+    second = deliver(runtime, event)
+
+    assert first["status"] == "completed"
+    assert second["status"] == "already-completed"
+    assert all(e["adopted"] for e in second["enis"])
+    assert [e["networkInterfaceId"] for e in second["enis"]] == [e["networkInterfaceId"] for e in first["enis"]]
+    assert_launched_once(world, event["detail"]["EC2InstanceId"])
+
+
+def test_given_the_same_event_three_times_in_parallel_then_one_eni_per_subnet_and_one_result(world: World) -> None:
+    (event,) = world.scale_out(1)
+    runtimes = [world.runtime() for _ in range(3)]
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(lambda r: deliver(r, event), runtimes))
+
+    assert sorted(o["status"] for o in outcomes) == ["already-completed", "already-completed", "completed"]
+    assert_launched_once(world, event["detail"]["EC2InstanceId"])
+
+
+def test_given_twenty_parallel_launches_then_all_continue_with_the_twenty_lowest_addresses(world: World) -> None:
+    events = world.scale_out(20)
+    runtime = world.runtime()
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(lambda e: deliver(runtime, e), events))
+
+    assert [o["result"] for o in outcomes] == ["CONTINUE"] * 20
+    for position, subnet in enumerate(world.multus_subnets[:2]):
+        addresses = sorted(IPv4Address(e["PrivateIpAddress"]) for e in world.our_enis() if e["SubnetId"] == subnet)
+        assert [str(a) for a in addresses] == [f"10.0.{4 + position}.{host}" for host in range(4, 24)]
+    instances = {e["detail"]["EC2InstanceId"] for e in events}
+    assert {r.instance_id for r in world.aws.lifecycle.results} == instances
+    assert len(world.aws.lifecycle.results) == 20
+
+
+# --- warm pools -----------------------------------------------------------------------------------------
+
+
+def test_given_a_warm_pool_when_the_instance_launches_twice_then_both_succeed_without_duplicates(
+    aws: LocalAWS,
+) -> None:
+    world = build_world(aws, warm_pool=True)
+    runtime = world.runtime()
+    (into_pool,) = aws.lifecycle.events()
+    assert into_pool["detail"]["Destination"] == "WarmPool"
+    instance_id = into_pool["detail"]["EC2InstanceId"]
+
+    assert deliver(runtime, into_pool)["result"] == "CONTINUE"
+    aws.lifecycle.leave_warm_pool(GROUP, instance_id)
+    (action,) = [a for a in aws.lifecycle.active() if a.instance_id == instance_id]
+    out_of_pool = aws.lifecycle.event(action)
+    assert out_of_pool["detail"]["Origin"] == "WarmPool"
+    second = deliver(runtime, out_of_pool)
+
+    assert second["result"] == "CONTINUE"
+    assert all(e["adopted"] for e in second["enis"])
+    assert_launched_once_in_pool_lifecycle(world, instance_id)
+
+
+def assert_launched_once_in_pool_lifecycle(world: World, instance_id: str) -> None:
+    ours = world.our_enis()
+    assert sorted(e["SubnetId"] for e in ours) == sorted(world.multus_subnets[:2])
+    assert hook_results(world, instance_id, LAUNCH_HOOK) == ["CONTINUE", "CONTINUE"]
+
+
+# --- terminate ------------------------------------------------------------------------------------------
+
+
+def launched_without_dot(world: World) -> tuple[Runtime, str, dict[str, Any]]:
+    """A launched instance whose first ENI lost DeleteOnTermination, and its terminate event."""
+    (launch,) = world.scale_out(1)
+    instance_id = launch["detail"]["EC2InstanceId"]
+    runtime = world.runtime()
+    deliver(runtime, launch)
+    eni = world.our_enis()[0]
+    world.ec2.modify_network_interface_attribute(
+        NetworkInterfaceId=eni["NetworkInterfaceId"],
+        Attachment={"AttachmentId": eni["Attachment"]["AttachmentId"], "DeleteOnTermination": False},
+    )
+    return runtime, instance_id, world.scale_in_instance(instance_id)
+
+
+@pytest.mark.parametrize(("service", "operation"), TERMINATE_CALLS)
+def test_given_throttling_that_clears_on_a_terminate_call_then_nothing_leaks(
+    world: World, service: str, operation: str
+) -> None:
+    runtime, instance_id, event = launched_without_dot(world)
+    code, status = THROTTLE[service]
+    world.aws.faults.fail(service, operation, code=code, status=status, times=2)
+
+    assert deliver(runtime, event)["result"] == "CONTINUE"
+
+    assert world.our_enis() == []
+    assert hook_results(world, instance_id, TERMINATE_HOOK) == ["CONTINUE"]
+
+
+@pytest.mark.parametrize(("service", "operation"), [c for c in TERMINATE_CALLS if c[1] != "CompleteLifecycleAction"])
+def test_given_a_permanent_error_on_a_terminate_call_then_it_still_continues_and_reports_the_eni(
+    world: World, service: str, operation: str
+) -> None:
+    runtime, instance_id, event = launched_without_dot(world)
+    code, status = DENIED[service]
+    world.aws.faults.fail(service, operation, code=code, status=status)
+
+    with pytest.raises(RollbackIncomplete, match="could not release"):
+        deliver(runtime, event)
+
+    assert hook_results(world, instance_id, TERMINATE_HOOK) == ["CONTINUE"]
+
+
+@pytest.mark.parametrize(("service", "operation"), TERMINATE_CALLS)
+def test_given_a_crash_right_after_a_terminate_call_when_redelivered_then_nothing_leaks(
+    world: World, service: str, operation: str
+) -> None:
+    runtime, instance_id, event = launched_without_dot(world)
+    world.aws.faults.crash_after(service, operation)
+
+    with pytest.raises(SimulatedCrash):
+        deliver(runtime, event)
+    deliver(world.runtime(), event)
+
+    assert world.our_enis() == []
+    assert hook_results(world, instance_id, TERMINATE_HOOK) == ["CONTINUE"]

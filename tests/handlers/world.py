@@ -1,0 +1,193 @@
+"""A small Multus node group on the local AWS, and the handler wired to it, for handler tests."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from ipaddress import IPv6Network
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from localaws import LocalAWS
+from multus_ipam.aws.clients import Clients, retry_config
+from multus_ipam.runtime import Mode, Runtime, build_runtime, handle_event
+from multus_ipam.settings import OWNER_TAG
+
+if TYPE_CHECKING:
+    from mypy_boto3_autoscaling import AutoScalingClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import NetworkInterfaceTypeDef
+
+GROUP = "multus-workers"
+LAUNCH_HOOK = "multus-launch"
+TERMINATE_HOOK = "multus-terminate"
+AZ = "us-east-1a"
+OTHER_AZ = "us-east-1b"
+
+
+@dataclass
+class FakeContext:
+    """The part of the Lambda context the handler uses; time is plentiful unless a test says otherwise."""
+
+    remaining_ms: int = 120_000
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@dataclass
+class FakeClock:
+    """Waits (detach polling, completion backoff) are recorded, not slept."""
+
+    slept: list[float] = field(default_factory=list)
+    now: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            self.now += seconds
+
+
+@dataclass(frozen=True)
+class World:
+    aws: LocalAWS
+    ec2: EC2Client
+    autoscaling: AutoScalingClient
+    vpc_id: str
+    security_group: str
+    multus_subnets: tuple[str, ...]
+    """Two Multus subnets in AZ, then one in OTHER_AZ."""
+    cidrs: dict[str, str]
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            "AUTOSCALING_GROUP_NAME": GROUP,
+            "MULTUS_SUBNET_IDS": ",".join(self.multus_subnets),
+            "MULTUS_SECURITY_GROUP_IDS": self.security_group,
+            "OWNER_ID": "test-stack",
+        }
+        env.update(overrides)
+        return env
+
+    def runtime(self, mode: Mode = Mode.STATIC, clock: FakeClock | None = None, **env: str) -> Runtime:
+        clients = Clients(
+            ec2=self.aws.client("ec2", config=retry_config(10)),
+            autoscaling=self.aws.client("autoscaling", config=retry_config(10)),
+        )
+        return build_runtime(mode, self.env(**env), clients=clients, clock=clock or FakeClock(), page_size=5)
+
+    def scale_out(self, count: int) -> list[dict[str, Any]]:
+        """Raise desired capacity by ``count``; returns the launch events of the new instances."""
+        before = {a.token for a in self.aws.lifecycle.active()}
+        group = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])["AutoScalingGroups"][0]
+        self.autoscaling.set_desired_capacity(
+            AutoScalingGroupName=GROUP, DesiredCapacity=group["DesiredCapacity"] + count
+        )
+        return [self.aws.lifecycle.event(a) for a in self.aws.lifecycle.active() if a.token not in before]
+
+    def scale_in_instance(self, instance_id: str) -> dict[str, Any]:
+        before = {a.token for a in self.aws.lifecycle.active()}
+        self.autoscaling.terminate_instance_in_auto_scaling_group(
+            InstanceId=instance_id, ShouldDecrementDesiredCapacity=True
+        )
+        (action,) = [a for a in self.aws.lifecycle.active() if a.token not in before]
+        return self.aws.lifecycle.event(action)
+
+    def our_enis(self) -> list[NetworkInterfaceTypeDef]:
+        paginator = self.ec2.get_paginator("describe_network_interfaces")
+        pages = paginator.paginate(Filters=[{"Name": "tag-key", "Values": [OWNER_TAG]}])
+        return [eni for page in pages for eni in page["NetworkInterfaces"]]
+
+    def enis_of(self, instance_id: str) -> list[NetworkInterfaceTypeDef]:
+        response = self.ec2.describe_network_interfaces(
+            Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
+        )
+        return sorted(response["NetworkInterfaces"], key=lambda e: e.get("Attachment", {}).get("DeviceIndex", 0))
+
+    def lifecycle_state(self, instance_id: str) -> str | None:
+        found = self.autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
+        return found[0]["LifecycleState"] if found else None
+
+
+def deliver(runtime: Runtime, event: dict[str, Any], context: FakeContext | None = None) -> dict[str, Any]:
+    return handle_event(runtime, event, context or FakeContext())
+
+
+def build_world(
+    aws: LocalAWS,
+    *,
+    dual_stack: bool = False,
+    reservations: dict[int, list[str]] | None = None,
+    multus_prefix: int = 24,
+    warm_pool: bool = False,
+) -> World:
+    """VPC 10.0.0.0/16: the node subnet 10.0.0.0/24 in AZ; Multus subnets 10.0.4.0 and 10.0.5.0 in AZ and
+    10.0.6.0 in OTHER_AZ (configured, never used by this group). ``reservations`` maps a Multus subnet's
+    position to explicit CIDR reservations."""
+    ec2: EC2Client = aws.client("ec2")
+    autoscaling: AutoScalingClient = aws.client("autoscaling")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", AmazonProvidedIpv6CidrBlock=dual_stack)["Vpc"]
+    vpc_id = vpc["VpcId"]
+    ipv6_block = ""
+    if dual_stack:
+        described = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
+        ipv6_block = described["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]
+    node_a = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.0.0/24", AvailabilityZone=AZ)["Subnet"]["SubnetId"]
+    multus: list[str] = []
+    cidrs: dict[str, str] = {}
+    for position, (third, az) in enumerate(((4, AZ), (5, AZ), (6, OTHER_AZ))):
+        cidr = f"10.0.{third}.0/{multus_prefix}"
+        kwargs: dict[str, Any] = {"VpcId": vpc_id, "CidrBlock": cidr, "AvailabilityZone": az}
+        if dual_stack:
+            kwargs["Ipv6CidrBlock"] = str(next(islice(IPv6Network(ipv6_block).subnets(new_prefix=64), third, None)))
+        subnet_id = ec2.create_subnet(**kwargs)["Subnet"]["SubnetId"]
+        multus.append(subnet_id)
+        cidrs[subnet_id] = cidr
+        for reserved in (reservations or {}).get(position, []):
+            ec2.create_subnet_cidr_reservation(SubnetId=subnet_id, Cidr=reserved, ReservationType="explicit")
+    sg = ec2.create_security_group(GroupName="multus", Description="Multus ENIs", VpcId=vpc_id)["GroupId"]
+    ec2.create_launch_template(
+        LaunchTemplateName="multus-workers",
+        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "m5.xlarge"},
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=GROUP,
+        LaunchTemplate={"LaunchTemplateName": "multus-workers", "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=200,
+        DesiredCapacity=0,
+        VPCZoneIdentifier=node_a,  # every worker in AZ: two Multus subnets each
+        LifecycleHookSpecificationList=[
+            {
+                "LifecycleHookName": LAUNCH_HOOK,
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                "HeartbeatTimeout": 300,
+                "DefaultResult": "ABANDON",
+            },
+            {
+                "LifecycleHookName": TERMINATE_HOOK,
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+                "HeartbeatTimeout": 300,
+                "DefaultResult": "CONTINUE",
+            },
+        ],
+    )
+    if warm_pool:
+        # One prepared instance: it launches into the pool right away (an EC2 -> WarmPool launch action).
+        autoscaling.put_warm_pool(
+            AutoScalingGroupName=GROUP, MinSize=1, MaxGroupPreparedCapacity=1, PoolState="Stopped"
+        )
+    return World(
+        aws=aws,
+        ec2=ec2,
+        autoscaling=autoscaling,
+        vpc_id=vpc_id,
+        security_group=sg,
+        multus_subnets=tuple(multus),
+        cidrs=cidrs,
+    )
