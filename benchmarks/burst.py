@@ -7,6 +7,8 @@ Run: `make bench` (or `python -m benchmarks.burst 10 50 100`).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import sys
 import time
@@ -33,10 +35,11 @@ def run_burst(n: int) -> BurstResult:
     with LocalAWS(region="us-east-1") as aws:
         world = build_world(aws, multus_prefix=24)
         events = world.scale_out(n)
-        runtime = world.runtime()
+        runtime = world.runtime(page_size=1000)  # the production page size
         aws.clear_calls()
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=n) as pool:
+        with ThreadPoolExecutor(max_workers=n) as pool, contextlib.redirect_stdout(io.StringIO()):
+            # (metrics are printed as EMF JSON on stdout, as in Lambda; not wanted in the table)
             outcomes = list(pool.map(lambda e: deliver(runtime, e), events))
         wall = time.perf_counter() - started
         enis = world.our_enis()

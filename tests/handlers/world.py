@@ -74,12 +74,15 @@ class World:
         env.update(overrides)
         return env
 
-    def runtime(self, mode: Mode = Mode.STATIC, clock: FakeClock | None = None, **env: str) -> Runtime:
+    def runtime(
+        self, mode: Mode = Mode.STATIC, clock: FakeClock | None = None, page_size: int = 5, **env: str
+    ) -> Runtime:
+        """The handler's runtime on this world. Pages of 5 make every listing really page (AWS allows 5-1000)."""
         clients = Clients(
             ec2=self.aws.client("ec2", config=retry_config(10)),
             autoscaling=self.aws.client("autoscaling", config=retry_config(10)),
         )
-        return build_runtime(mode, self.env(**env), clients=clients, clock=clock or FakeClock(), page_size=5)
+        return build_runtime(mode, self.env(**env), clients=clients, clock=clock or FakeClock(), page_size=page_size)
 
     def scale_out(self, count: int) -> list[dict[str, Any]]:
         """Raise desired capacity by ``count``; returns the launch events of the new instances."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol, assert_never
 
@@ -36,7 +36,7 @@ from multus_ipam.errors import (
     SubnetMisconfigured,
 )
 from multus_ipam.events import LifecycleAction, ParsedEvent, TestNotification, Transition
-from multus_ipam.ports import AutoScaling, Clock, CreateEni, Ec2, Eni, Instance, Subnet
+from multus_ipam.ports import Attachment, AutoScaling, Clock, CreateEni, Ec2, Eni, Instance, Subnet
 from multus_ipam.settings import SUBNET_TAG, LifecycleResult, Settings
 from multus_ipam.strategies import AddressChoice, AddressStrategy
 
@@ -139,6 +139,15 @@ class _Progress:
     records: list[EniRecord] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Launch:
+    """What one launch has read: the instance, our ENIs for it, and the device indexes taken on its card."""
+
+    instance: Instance
+    owned: list[Eni]
+    occupied: set[int] | None = None
+
+
 class LifecycleService:
     def __init__(
         self,
@@ -206,22 +215,24 @@ class LifecycleService:
         for subnet in subnets:
             self._strategy.verify(subnet)
         defaults = default_device_indexes([s.subnet_id for s in subnets])
+        launch = _Launch(instance=instance, owned=self._ec2.owned_enis(self._settings.owner, instance.instance_id))
         for subnet in subnets:
             budget.check(f"preparing the ENI in {subnet.subnet_id}")
             desired = self._settings.device_indexes.get(subnet.subnet_id, defaults[subnet.subnet_id])
-            progress.records.append(self._prepare_one(action, instance, subnet, desired, budget))
+            progress.records.append(self._prepare_one(action, launch, subnet, desired, budget))
 
     def _prepare_one(
-        self, action: LifecycleAction, instance: Instance, subnet: Subnet, desired: int, budget: Budget
+        self, action: LifecycleAction, launch: _Launch, subnet: Subnet, desired: int, budget: Budget
     ) -> EniRecord:
-        existing = self._owned_in(instance.instance_id, subnet.subnet_id)
+        instance = launch.instance
+        existing = self._owned_in(instance.instance_id, subnet.subnet_id, launch.owned)
         adopted = existing is not None
         if existing is None:
             existing = self._create(action, instance, subnet, budget)
         else:
             self._metrics.count(Metric.ENIS_ADOPTED)
             self._log.info("adopting existing ENI", extra={"eni": existing.eni_id, "subnet": subnet.subnet_id})
-        eni = self._attach(existing, instance, desired, budget)
+        eni = self._attach(existing, launch, desired, budget)
         assert eni.attachment is not None
         if not eni.attachment.delete_on_termination:
             self._ec2.set_delete_on_termination(eni.eni_id, eni.attachment.attachment_id)
@@ -236,17 +247,12 @@ class LifecycleService:
             adopted=adopted,
         )
 
-    def _owned_in(self, instance_id: str, subnet_id: str) -> Eni | None:
-        """Our ENI for the instance in the subnet. With several (parallel deliveries raced), keep one.
-
-        Every racer applies the same rule (an attached one, else the lowest id) and deletes the rest, so
-        they converge on the same ENI.
+    def _owned_in(self, instance_id: str, subnet_id: str, owned: list[Eni]) -> Eni | None:
+        """Our ENI for the instance in the subnet, among ``owned``. With several (parallel deliveries raced),
+        keep one: every racer applies the same rule (an attached one, else the lowest id) and deletes the rest,
+        so they converge on the same ENI.
         """
-        mine = [
-            eni
-            for eni in self._ec2.owned_enis(self._settings.owner, instance_id)
-            if eni.subnet_id == subnet_id or eni.tags.get(SUBNET_TAG) == subnet_id
-        ]
+        mine = [eni for eni in owned if eni.subnet_id == subnet_id or eni.tags.get(SUBNET_TAG) == subnet_id]
         if not mine:
             return None
         attached = [e for e in mine if e.attachment and e.attachment.instance_id == instance_id]
@@ -288,13 +294,15 @@ class LifecycleService:
                 extra={"eni": eni.eni_id, "subnet": subnet.subnet_id, "reason": choice.reason, "attempt": attempt},
             )
             # A parallel delivery of the same event may have created another one for this subnet meanwhile.
-            return self._owned_in(instance.instance_id, subnet.subnet_id) or eni
+            fresh = self._ec2.owned_enis(self._settings.owner, instance.instance_id)
+            return self._owned_in(instance.instance_id, subnet.subnet_id, fresh) or eni
         raise AddressConflictsExhausted(
             f"{self._settings.max_address_attempts} address choices in {subnet.subnet_id} were all taken "
             "by concurrent claims (MAX_ADDRESS_ATTEMPTS)"
         )
 
-    def _attach(self, eni: Eni, instance: Instance, desired: int, budget: Budget) -> Eni:
+    def _attach(self, eni: Eni, launch: _Launch, desired: int, budget: Budget) -> Eni:
+        instance = launch.instance
         if eni.attachment is not None:
             if eni.attachment.instance_id == instance.instance_id:
                 return eni
@@ -304,11 +312,13 @@ class LifecycleService:
                 f"{eni.eni_id} is tagged for {instance.instance_id} but attached to {eni.attachment.instance_id}",
             )
         card = self._settings.network_card_index
-        occupied = {
-            e.attachment.device_index
-            for e in self._ec2.instance_enis(instance.instance_id)
-            if e.attachment and e.attachment.network_card_index == card
-        }
+        if launch.occupied is None:  # read once per launch; a racing attach shows up as DeviceIndexTaken
+            launch.occupied = {
+                e.attachment.device_index
+                for e in self._ec2.instance_enis(instance.instance_id)
+                if e.attachment and e.attachment.network_card_index == card
+            }
+        occupied = launch.occupied
         index = choose_device_index(desired, occupied)
         for _ in range(16):
             budget.check(f"attaching {eni.eni_id}")
@@ -319,7 +329,7 @@ class LifecycleService:
                     extra={"eni": eni.eni_id, "desired_index": desired, "device_index": index},
                 )
             try:
-                self._ec2.attach_eni(eni.eni_id, instance.instance_id, index, card)
+                attachment_id = self._ec2.attach_eni(eni.eni_id, instance.instance_id, index, card)
             except DeviceIndexTaken:
                 current = self._ec2.describe_eni(eni.eni_id)
                 if current and current.attachment and current.attachment.instance_id == instance.instance_id:
@@ -332,10 +342,9 @@ class LifecycleService:
                 if current and current.attachment and current.attachment.instance_id == instance.instance_id:
                     return current  # "already attached" to us by a parallel delivery
                 raise
-            current = self._ec2.describe_eni(eni.eni_id)
-            if current is None or current.attachment is None:
-                raise AwsCallFailed("AttachNetworkInterface", "AttachmentMissing", f"{eni.eni_id} shows no attachment")
-            return current
+            occupied.add(index)
+            attachment = Attachment(attachment_id, instance.instance_id, index, card, False, "attaching")
+            return replace(eni, attachment=attachment, status="in-use")
         raise AwsCallFailed("AttachNetworkInterface", "NoFreeDeviceIndex", f"no free device index for {eni.eni_id}")
 
     def _subnets_in(self, availability_zone: str) -> list[Subnet]:
