@@ -32,7 +32,7 @@ $(STAMP): $(DEPS)
 	@touch $@
 
 demo: venv
-	@$(PY) -m localaws.demo
+	@$(PY) -m demo
 
 test: lint typecheck cfn-lint validate build pytest
 
@@ -67,6 +67,7 @@ pytest: venv
 
 bench: venv
 	$(PY) -m benchmarks.burst
+	$(PY) -m benchmarks.cold_start
 
 # Re-resolve the full pinned set after changing requirements/dev.txt.
 lock: venv
