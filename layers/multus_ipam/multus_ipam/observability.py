@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools import Metrics as PowertoolsMetricsClient
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from multus_ipam.lifecycle import Metric
 
@@ -22,8 +21,10 @@ def make_logger() -> Logger:
 class PowertoolsMetrics:
     """Implements :class:`multus_ipam.lifecycle.Metrics` as CloudWatch EMF metrics, one flush per invocation."""
 
-    def __init__(self, mode: str, client: PowertoolsMetricsClient | None = None) -> None:
-        self._client = client or PowertoolsMetricsClient(namespace=NAMESPACE, service=SERVICE)
+    def __init__(self, mode: str, client: EphemeralMetrics | None = None) -> None:
+        # EphemeralMetrics keeps its metrics to itself (Metrics shares them process-wide), so two functions'
+        # engines in one process (the demo, the tests) never flush each other's counts under the wrong Mode.
+        self._client = client or EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
         self._mode = mode
         self._lock = threading.Lock()
         self._pending = False
