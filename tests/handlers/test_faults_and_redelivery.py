@@ -1,25 +1,31 @@
 """Fault matrix, redelivery and concurrency: whatever happens, no leaked ENI, no duplicate, one lifecycle result.
 
 For each AWS call the handler makes we inject (a) throttling that clears, (b) a permanent error, (c) a crash
-right after the call (AWS applied it, the function died) followed by redelivery of the same event.
+right after the call (AWS applied it, the function died) followed by redelivery of the same event. Every test
+here runs for both functions (static and cidr-reservation): they share the engine, not the calls.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from ipaddress import IPv4Address
-from typing import Any
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any, cast
 
 import pytest
 
 from localaws import LocalAWS, SimulatedCrash
 from multus_ipam.errors import AwsCallFailed
 from multus_ipam.lifecycle import RollbackIncomplete
-from multus_ipam.runtime import Runtime
+from multus_ipam.runtime import Mode, Runtime
 from tests.handlers.world import GROUP, LAUNCH_HOOK, TERMINATE_HOOK, World, build_world, deliver
 
 THROTTLE = {"ec2": ("RequestLimitExceeded", 503), "autoscaling": ("Throttling", 400)}
 DENIED = {"ec2": ("UnauthorizedOperation", 403), "autoscaling": ("AccessDenied", 403)}
+
+MODES = [Mode.STATIC, Mode.CIDR_RESERVATION]
+#: Pod ranges as explicit reservations: the cidr-reservation function requires them, the static one avoids them.
+POD_RANGES = {0: ["10.0.4.192/26"], 1: ["10.0.5.192/26"], 2: ["10.0.6.192/26"]}
 
 LAUNCH_CALLS = [
     ("ec2", "DescribeInstances"),
@@ -38,6 +44,36 @@ TERMINATE_CALLS = [
     ("ec2", "DeleteNetworkInterface"),
     ("autoscaling", "CompleteLifecycleAction"),
 ]
+
+
+def launch_calls(mode: Mode) -> list[tuple[str, str]]:
+    """The rank of a static launch comes from the group's waiting instances; EC2 picks in cidr mode."""
+    if mode is Mode.CIDR_RESERVATION:
+        return [c for c in LAUNCH_CALLS if c[1] != "DescribeAutoScalingGroups"]
+    return LAUNCH_CALLS
+
+
+def matrix(calls: Callable[[Mode], list[tuple[str, str]]], skip: tuple[str, ...] = ()) -> list[Any]:
+    return [
+        pytest.param(mode, service, operation, id=f"{mode.value}-{operation}")
+        for mode in MODES
+        for service, operation in calls(mode)
+        if operation not in skip
+    ]
+
+
+@pytest.fixture(params=MODES, ids=[m.value for m in MODES])
+def mode(request: pytest.FixtureRequest) -> Mode:
+    return cast("Mode", request.param)
+
+
+@pytest.fixture
+def world(aws: LocalAWS, mode: Mode) -> World:
+    return build_world(aws, reservations=POD_RANGES, mode=mode)
+
+
+def assert_fault_fired(world: World, service: str, operation: str, code: str) -> None:
+    assert any(c.outcome == code for c in world.aws.calls_to(service, operation)), f"{operation} was never failed"
 
 
 def hook_results(world: World, instance_id: str, hook: str) -> list[str]:
@@ -63,7 +99,7 @@ def assert_abandoned_cleanly(world: World, instance_id: str) -> None:
 # --- launch ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("service", "operation"), LAUNCH_CALLS)
+@pytest.mark.parametrize(("mode", "service", "operation"), matrix(launch_calls))
 def test_given_throttling_that_clears_on_any_launch_call_then_the_launch_succeeds(
     world: World, service: str, operation: str
 ) -> None:
@@ -74,13 +110,14 @@ def test_given_throttling_that_clears_on_any_launch_call_then_the_launch_succeed
     outcome = deliver(world.runtime(), event)
 
     assert outcome["result"] == "CONTINUE"
+    assert_fault_fired(world, service, operation, code)
     assert_launched_once(world, event["detail"]["EC2InstanceId"])
 
 
-@pytest.mark.parametrize(
-    ("service", "operation"),
-    [c for c in LAUNCH_CALLS if c[1] not in ("CompleteLifecycleAction", "DescribeNetworkInterfaces")],
-)
+SPECIAL_ON_PERMANENT_ERROR = ("CompleteLifecycleAction", "DescribeNetworkInterfaces")  # tested on their own below
+
+
+@pytest.mark.parametrize(("mode", "service", "operation"), matrix(launch_calls, skip=SPECIAL_ON_PERMANENT_ERROR))
 def test_given_a_permanent_error_on_a_launch_call_then_rollback_and_abandon(
     world: World, service: str, operation: str
 ) -> None:
@@ -122,7 +159,7 @@ def test_given_completion_always_fails_then_the_error_propagates_and_the_hook_ti
     assert world.our_enis() == [], "DeleteOnTermination was set, so terminating the instance deleted the ENIs"
 
 
-@pytest.mark.parametrize(("service", "operation"), LAUNCH_CALLS)
+@pytest.mark.parametrize(("mode", "service", "operation"), matrix(launch_calls))
 def test_given_a_crash_right_after_a_launch_call_when_redelivered_then_one_eni_per_subnet_and_one_result(
     world: World, service: str, operation: str
 ) -> None:
@@ -163,6 +200,7 @@ def test_given_the_same_event_three_times_in_parallel_then_one_eni_per_subnet_an
     assert_launched_once(world, event["detail"]["EC2InstanceId"])
 
 
+@pytest.mark.parametrize("mode", [Mode.STATIC])
 def test_given_twenty_parallel_launches_then_all_continue_with_the_twenty_lowest_addresses(world: World) -> None:
     events = world.scale_out(20)
     runtime = world.runtime()
@@ -179,13 +217,32 @@ def test_given_twenty_parallel_launches_then_all_continue_with_the_twenty_lowest
     assert len(world.aws.lifecycle.results) == 20
 
 
+@pytest.mark.parametrize("mode", [Mode.CIDR_RESERVATION])
+def test_given_twenty_parallel_cidr_launches_then_all_continue_outside_the_pod_ranges(world: World) -> None:
+    events = world.scale_out(20)
+    runtime = world.runtime()
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(lambda e: deliver(runtime, e), events))
+
+    assert [o["result"] for o in outcomes] == ["CONTINUE"] * 20
+    ours = world.our_enis()
+    assert len(ours) == 40
+    addresses = [IPv4Address(e["PrivateIpAddress"]) for e in ours]
+    assert len(set(addresses)) == 40
+    for eni in ours:
+        (pod_range,) = POD_RANGES[world.multus_subnets.index(eni["SubnetId"])]
+        assert IPv4Address(eni["PrivateIpAddress"]) not in IPv4Network(pod_range)
+    assert len(world.aws.lifecycle.results) == 20
+
+
 # --- warm pools -----------------------------------------------------------------------------------------
 
 
 def test_given_a_warm_pool_when_the_instance_launches_twice_then_both_succeed_without_duplicates(
-    aws: LocalAWS,
+    aws: LocalAWS, mode: Mode
 ) -> None:
-    world = build_world(aws, warm_pool=True)
+    world = build_world(aws, warm_pool=True, reservations=POD_RANGES, mode=mode)
     runtime = world.runtime()
     (into_pool,) = aws.lifecycle.events()
     assert into_pool["detail"]["Destination"] == "WarmPool"
@@ -226,7 +283,7 @@ def launched_without_dot(world: World) -> tuple[Runtime, str, dict[str, Any]]:
     return runtime, instance_id, world.scale_in_instance(instance_id)
 
 
-@pytest.mark.parametrize(("service", "operation"), TERMINATE_CALLS)
+@pytest.mark.parametrize(("mode", "service", "operation"), matrix(lambda _: TERMINATE_CALLS))
 def test_given_throttling_that_clears_on_a_terminate_call_then_nothing_leaks(
     world: World, service: str, operation: str
 ) -> None:
@@ -236,11 +293,14 @@ def test_given_throttling_that_clears_on_a_terminate_call_then_nothing_leaks(
 
     assert deliver(runtime, event)["result"] == "CONTINUE"
 
+    assert_fault_fired(world, service, operation, code)
     assert world.our_enis() == []
     assert hook_results(world, instance_id, TERMINATE_HOOK) == ["CONTINUE"]
 
 
-@pytest.mark.parametrize(("service", "operation"), [c for c in TERMINATE_CALLS if c[1] != "CompleteLifecycleAction"])
+@pytest.mark.parametrize(
+    ("mode", "service", "operation"), matrix(lambda _: TERMINATE_CALLS, skip=("CompleteLifecycleAction",))
+)
 def test_given_a_permanent_error_on_a_terminate_call_then_it_still_continues_and_reports_the_eni(
     world: World, service: str, operation: str
 ) -> None:
@@ -254,7 +314,7 @@ def test_given_a_permanent_error_on_a_terminate_call_then_it_still_continues_and
     assert hook_results(world, instance_id, TERMINATE_HOOK) == ["CONTINUE"]
 
 
-@pytest.mark.parametrize(("service", "operation"), TERMINATE_CALLS)
+@pytest.mark.parametrize(("mode", "service", "operation"), matrix(lambda _: TERMINATE_CALLS))
 def test_given_a_crash_right_after_a_terminate_call_when_redelivered_then_nothing_leaks(
     world: World, service: str, operation: str
 ) -> None:

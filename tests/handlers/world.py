@@ -63,6 +63,8 @@ class World:
     multus_subnets: tuple[str, ...]
     """Two Multus subnets in AZ, then one in OTHER_AZ."""
     cidrs: dict[str, str]
+    mode: Mode = Mode.STATIC
+    """The function the world's events go to unless a test says otherwise."""
 
     def env(self, **overrides: str) -> dict[str, str]:
         env = {
@@ -75,14 +77,16 @@ class World:
         return env
 
     def runtime(
-        self, mode: Mode = Mode.STATIC, clock: FakeClock | None = None, page_size: int = 5, **env: str
+        self, mode: Mode | None = None, clock: FakeClock | None = None, page_size: int = 5, **env: str
     ) -> Runtime:
         """The handler's runtime on this world. Pages of 5 make every listing really page (AWS allows 5-1000)."""
         clients = Clients(
             ec2=self.aws.client("ec2", config=retry_config(10)),
             autoscaling=self.aws.client("autoscaling", config=retry_config(10)),
         )
-        return build_runtime(mode, self.env(**env), clients=clients, clock=clock or FakeClock(), page_size=page_size)
+        return build_runtime(
+            mode or self.mode, self.env(**env), clients=clients, clock=clock or FakeClock(), page_size=page_size
+        )
 
     def scale_out(self, count: int) -> list[dict[str, Any]]:
         """Raise desired capacity by ``count``; returns the launch events of the new instances."""
@@ -128,6 +132,7 @@ def build_world(
     reservations: dict[int, list[str]] | None = None,
     multus_prefix: int = 24,
     warm_pool: bool = False,
+    mode: Mode = Mode.STATIC,
 ) -> World:
     """VPC 10.0.0.0/16: the node subnet 10.0.0.0/24 in AZ; Multus subnets 10.0.4.0 and 10.0.5.0 in AZ and
     10.0.6.0 in OTHER_AZ (configured, never used by this group). ``reservations`` maps a Multus subnet's
@@ -193,4 +198,5 @@ def build_world(
         security_group=sg,
         multus_subnets=tuple(multus),
         cidrs=cidrs,
+        mode=mode,
     )

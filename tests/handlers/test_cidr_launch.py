@@ -1,0 +1,138 @@
+"""CIDR-reservation function: EC2 assigns worker addresses, never inside the pods' explicit reservations.
+
+The lifecycle engine is shared with the static function; the fault matrix, redelivery, warm-pool and
+concurrency tests run for both modes in test_faults_and_redelivery.py. Here: what only this mode does.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+from localaws import LocalAWS
+from multus_ipam.runtime import Mode
+from multus_ipam.settings import NO_MANAGE_TAG
+from tests.handlers.world import World, build_world, deliver
+
+POD_RANGES = {0: ["10.0.4.128/25"], 1: ["10.0.5.128/25"], 2: ["10.0.6.128/25"]}
+
+
+def cidr_world(
+    aws: LocalAWS, reservations: dict[int, list[str]], *, multus_prefix: int = 24, dual_stack: bool = False
+) -> World:
+    return build_world(
+        aws, mode=Mode.CIDR_RESERVATION, reservations=reservations, multus_prefix=multus_prefix, dual_stack=dual_stack
+    )
+
+
+def test_given_reservations_when_launching_then_ec2_assigns_addresses_outside_them(aws: LocalAWS) -> None:
+    world = cidr_world(aws, reservations=POD_RANGES)
+    events = world.scale_out(5)
+    runtime = world.runtime()
+
+    outcomes = [deliver(runtime, event) for event in events]
+
+    assert [o["result"] for o in outcomes] == ["CONTINUE"] * 5
+    ours = world.our_enis()
+    assert len(ours) == 10
+    for eni in ours:
+        (pod_range,) = POD_RANGES[world.multus_subnets.index(eni["SubnetId"])]
+        assert IPv4Address(eni["PrivateIpAddress"]) not in IPv4Network(pod_range)
+        assert eni["Attachment"]["DeleteOnTermination"] is True
+        assert {t["Key"]: t["Value"] for t in eni["TagSet"]}[NO_MANAGE_TAG[0]] == "true"
+    creates = world.aws.calls_to("ec2", "CreateNetworkInterface")
+    assert all("PrivateIpAddress" not in c.params for c in creates), "the address is EC2's choice in this mode"
+
+
+def test_given_a_subnet_without_a_reservation_when_launching_then_it_fails_clearly_and_creates_nothing(
+    aws: LocalAWS,
+) -> None:
+    world = cidr_world(aws, reservations={0: ["10.0.4.128/25"]})  # the second subnet of the AZ has none
+    (event,) = world.scale_out(1)
+
+    outcome = deliver(world.runtime(), event)
+
+    assert outcome["result"] == "ABANDON"
+    assert "MissingReservation" in outcome["reason"]
+    assert world.multus_subnets[1] in outcome["reason"]
+    assert world.aws.calls_to("ec2", "CreateNetworkInterface") == []
+    assert world.our_enis() == []
+
+
+def test_given_the_expected_reservation_differs_when_launching_then_the_missing_cidr_is_named(aws: LocalAWS) -> None:
+    world = cidr_world(aws, reservations=POD_RANGES)
+    (event,) = world.scale_out(1)
+    first = world.multus_subnets[0]
+
+    outcome = deliver(world.runtime(POD_CIDR_RESERVATIONS=f"{first}=10.0.4.192/26"), event)
+
+    assert outcome["result"] == "ABANDON"
+    assert "10.0.4.192/26" in outcome["reason"]
+    assert world.our_enis() == []
+
+
+def test_given_the_expected_reservations_exist_when_launching_then_it_continues(aws: LocalAWS) -> None:
+    world = cidr_world(aws, reservations=POD_RANGES)
+    (event,) = world.scale_out(1)
+    first, second = world.multus_subnets[:2]
+    runtime = world.runtime(POD_CIDR_RESERVATIONS=f"{first}=10.0.4.128/25,{second}=10.0.5.128/25")
+
+    assert deliver(runtime, event)["result"] == "CONTINUE"
+
+
+def fill_worker_range(world: World, subnet_index: int, hosts: range) -> None:
+    subnet = world.multus_subnets[subnet_index]
+    third = 4 + subnet_index
+    for host in hosts:
+        world.ec2.create_network_interface(SubnetId=subnet, PrivateIpAddress=f"10.0.{third}.{host}")
+
+
+def test_given_a_nearly_full_subnet_when_launching_then_no_worker_lands_in_the_reservation(aws: LocalAWS) -> None:
+    # /28: .4-.14 usable; the reservation .8/29 leaves .4-.7 for workers, and three are taken.
+    world = cidr_world(aws, multus_prefix=28, reservations={0: ["10.0.4.8/29"], 1: ["10.0.5.8/29"]})
+    fill_worker_range(world, 0, range(4, 7))
+    first, second = world.scale_out(2)
+    runtime = world.runtime()
+
+    assert deliver(runtime, first)["result"] == "CONTINUE"
+    outcome = deliver(runtime, second)
+
+    first_subnet = [e for e in world.our_enis() if e["SubnetId"] == world.multus_subnets[0]]
+    assert [e["PrivateIpAddress"] for e in first_subnet] == ["10.0.4.7"]
+    assert outcome["result"] == "ABANDON"
+    assert "InsufficientAddresses" in outcome["reason"]
+    assert world.multus_subnets[0] in outcome["reason"]
+    assert len(world.our_enis()) == 2, "the second launch's ENIs were rolled back; the first's stay"
+
+
+def test_given_a_full_worker_range_and_failure_result_continue_then_it_rolls_back_and_continues(
+    aws: LocalAWS,
+) -> None:
+    world = cidr_world(aws, multus_prefix=28, reservations={0: ["10.0.4.8/29"], 1: ["10.0.5.8/29"]})
+    fill_worker_range(world, 1, range(4, 8))
+    (event,) = world.scale_out(1)
+
+    outcome = deliver(world.runtime(FAILURE_RESULT="CONTINUE"), event)
+
+    assert outcome["result"] == "CONTINUE"
+    assert "InsufficientAddresses" in outcome["reason"]
+    assert world.our_enis() == []
+
+
+def test_given_a_dual_stack_subnet_when_launching_then_ec2_assigns_an_ipv6_outside_its_reservation(
+    aws: LocalAWS,
+) -> None:
+    world = cidr_world(aws, dual_stack=True, reservations=POD_RANGES)
+    subnet = world.multus_subnets[0]
+    described = world.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]
+    block = IPv6Network(described["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"])
+    v6_pods = next(block.subnets(new_prefix=65))  # the lower half of the /64 belongs to pods
+    world.ec2.create_subnet_cidr_reservation(SubnetId=subnet, Cidr=str(v6_pods), ReservationType="explicit")
+    (event,) = world.scale_out(1)
+
+    outcome = deliver(world.runtime(), event)
+
+    assert outcome["result"] == "CONTINUE"
+    first = next(e for e in outcome["enis"] if e["subnetId"] == subnet)
+    assert first["ipv6"] is not None
+    assert IPv6Address(first["ipv6"]) in block
+    assert IPv6Address(first["ipv6"]) not in v6_pods
