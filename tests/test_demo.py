@@ -17,8 +17,8 @@ def isolated_functions() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
-    static_app._runtime.cache_clear()
-    cidr_app._runtime.cache_clear()
+    static_app.ENTRY.reset()
+    cidr_app.ENTRY.reset()
 
 
 @pytest.mark.usefixtures("isolated_functions")

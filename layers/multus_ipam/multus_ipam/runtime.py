@@ -4,6 +4,7 @@ execution environment; then one call per event. The functions' app.py only pick 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -146,3 +147,27 @@ def complete_despite_configuration_error(
         logger.error("could not complete the lifecycle action either: %s", failure)
     else:
         logger.warning("completed lifecycle action with %s despite the configuration error", result.value)
+
+
+class LambdaEntry:
+    """One function's entry point: configuration and clients built on the first event of an execution
+    environment (a bad variable fails that event by name, after completing its lifecycle action), then reused.
+    """
+
+    def __init__(self, mode: Mode, env: Mapping[str, str] = os.environ) -> None:
+        self._mode = mode
+        self._env = env
+        self._runtime: Runtime | None = None
+
+    def __call__(self, event: object, context: LambdaContext) -> dict[str, Any]:
+        if self._runtime is None:
+            try:
+                self._runtime = build_runtime(self._mode, self._env)
+            except ConfigurationError as error:
+                complete_despite_configuration_error(error, event, self._env)
+                raise
+        return handle_event(self._runtime, event, context)
+
+    def reset(self) -> None:
+        """Forget the built runtime, as a new execution environment would (tests, the demo)."""
+        self._runtime = None
