@@ -101,6 +101,10 @@ def _create_network_interface(session: Session) -> Callable[[Any], ActionResult]
             add_tag_specification(self._get_param("TagSpecifications", [])),
             ipv6_addresses=ipv6,
         )
+        if addresses.ipv4_network(subnet) is None:
+            # IPv6-only subnet: AWS gives the ENI no IPv4 address; moto makes a random one up.
+            eni.private_ip_address = None
+            eni.private_ip_addresses = []
         if token:
             tokens[key] = (fingerprint, eni.id)
         result: dict[str, Any] = {"NetworkInterface": eni}

@@ -10,6 +10,7 @@ import pytest
 from localaws import LocalAWS
 from multus_ipam.aws.ec2 import Ec2Adapter
 from multus_ipam.ports import CreateEni, Eni
+from multus_ipam.runtime import Mode
 from multus_ipam.settings import INSTANCE_TAG, NO_MANAGE_TAG, OWNER_TAG
 from tests.eventfiles import load_event
 from tests.handlers.world import GROUP, FakeClock, FakeContext, World, build_world, deliver
@@ -175,6 +176,23 @@ def test_given_a_dual_stack_subnet_when_launching_then_the_eni_gets_the_lowest_i
     for record in outcome["enis"]:
         assert record["ipv6"] is not None
         assert record["ipv6"].endswith("::4")
+
+
+@pytest.mark.parametrize("mode", [Mode.STATIC, Mode.CIDR_RESERVATION])
+def test_given_ipv6_only_subnets_when_launching_then_the_enis_have_only_an_ipv6_address(
+    aws: LocalAWS, mode: Mode
+) -> None:
+    world = build_world(aws, ipv6_only=True, mode=mode)
+    (event,) = world.scale_out(1)
+
+    outcome = deliver(world.runtime(), event)
+
+    assert outcome["result"] == "CONTINUE", outcome["reason"]
+    assert [e["ipv4"] for e in outcome["enis"]] == [None, None]
+    ipv6s = [e["ipv6"] for e in outcome["enis"]]
+    assert all(ipv6s)
+    if mode is Mode.STATIC:
+        assert all(a.endswith("::4") for a in ipv6s), "the lowest free IPv6 address after the reserved ones"
 
 
 def test_given_an_instance_that_is_already_gone_when_launching_then_nothing_is_created(world: World) -> None:

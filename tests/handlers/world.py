@@ -129,6 +129,7 @@ def build_world(
     aws: LocalAWS,
     *,
     dual_stack: bool = False,
+    ipv6_only: bool = False,
     reservations: dict[int, list[str]] | None = None,
     multus_prefix: int = 24,
     warm_pool: bool = False,
@@ -136,7 +137,8 @@ def build_world(
 ) -> World:
     """VPC 10.0.0.0/16: the node subnet 10.0.0.0/24 in AZ; Multus subnets 10.0.4.0 and 10.0.5.0 in AZ and
     10.0.6.0 in OTHER_AZ (configured, never used by this group). ``reservations`` maps a Multus subnet's
-    position to explicit CIDR reservations."""
+    position to explicit CIDR reservations. ``ipv6_only`` makes the Multus subnets IPv6-only (no IPv4 block)."""
+    dual_stack = dual_stack or ipv6_only
     ec2: EC2Client = aws.client("ec2")
     autoscaling: AutoScalingClient = aws.client("autoscaling")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", AmazonProvidedIpv6CidrBlock=dual_stack)["Vpc"]
@@ -153,6 +155,9 @@ def build_world(
         kwargs: dict[str, Any] = {"VpcId": vpc_id, "CidrBlock": cidr, "AvailabilityZone": az}
         if dual_stack:
             kwargs["Ipv6CidrBlock"] = str(next(islice(IPv6Network(ipv6_block).subnets(new_prefix=64), third, None)))
+        if ipv6_only:
+            del kwargs["CidrBlock"]
+            kwargs["Ipv6Native"] = True
         subnet_id = ec2.create_subnet(**kwargs)["Subnet"]["SubnetId"]
         multus.append(subnet_id)
         cidrs[subnet_id] = cidr

@@ -19,3 +19,23 @@ def test_given_a_dual_stack_subnet_when_described_then_its_ipv6_block_reads_as_a
 
     assert association["Ipv6CidrBlock"] == subnet_block
     assert association["Ipv6CidrBlockState"]["State"] == "associated"
+
+
+def _ipv6_only_subnet(ec2: EC2Client) -> str:
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]
+    block = ec2.describe_vpcs(VpcIds=[vpc["VpcId"]])["Vpcs"][0]["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]
+    subnet = ec2.create_subnet(VpcId=vpc["VpcId"], Ipv6CidrBlock=block.replace("/56", "/64"), Ipv6Native=True)
+    return subnet["Subnet"]["SubnetId"]
+
+
+def test_given_an_ipv6_only_subnet_when_an_eni_is_created_then_it_has_no_ipv4_address(ec2: EC2Client) -> None:
+    # AWS: an IPv6-only subnet has no IPv4 block, so its ENIs have IPv6 addresses only. moto invents a
+    # random 10.x primary address, which would hide a function that wrongly expects one.
+    subnet_id = _ipv6_only_subnet(ec2)
+
+    eni = ec2.create_network_interface(SubnetId=subnet_id, Ipv6AddressCount=1)["NetworkInterface"]
+
+    described = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"][0]
+    assert not described.get("PrivateIpAddress")
+    assert not described.get("PrivateIpAddresses")
+    assert len(described["Ipv6Addresses"]) == 1
