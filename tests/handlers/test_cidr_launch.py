@@ -122,17 +122,25 @@ def test_given_a_dual_stack_subnet_when_launching_then_ec2_assigns_an_ipv6_outsi
     aws: LocalAWS,
 ) -> None:
     world = cidr_world(aws, dual_stack=True, reservations=POD_RANGES)
-    subnet = world.multus_subnets[0]
-    described = world.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]
-    block = IPv6Network(described["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"])
-    v6_pods = next(block.subnets(new_prefix=65))  # the lower half of the /64 belongs to pods
-    world.ec2.create_subnet_cidr_reservation(SubnetId=subnet, Cidr=str(v6_pods), ReservationType="explicit")
+    v6_pods = {subnet: world.reserve_ipv6_pod_half(subnet) for subnet in world.multus_subnets[:2]}
     (event,) = world.scale_out(1)
 
     outcome = deliver(world.runtime(), event)
 
     assert outcome["result"] == "CONTINUE"
-    first = next(e for e in outcome["enis"] if e["subnetId"] == subnet)
-    assert first["ipv6"] is not None
-    assert IPv6Address(first["ipv6"]) in block
-    assert IPv6Address(first["ipv6"]) not in v6_pods
+    for record in outcome["enis"]:
+        pods = v6_pods[record["subnetId"]]
+        assert record["ipv6"] is not None
+        assert IPv6Address(record["ipv6"]) in IPv6Network(f"{pods.network_address}/64")
+        assert IPv6Address(record["ipv6"]) not in pods
+
+
+def test_given_a_dual_stack_subnet_without_an_ipv6_reservation_then_it_fails_naming_ipv6(aws: LocalAWS) -> None:
+    world = cidr_world(aws, dual_stack=True, reservations=POD_RANGES)  # IPv4 pod ranges only
+    (event,) = world.scale_out(1)
+
+    outcome = deliver(world.runtime(), event)
+
+    assert outcome["result"] == "ABANDON"
+    assert "no explicit IPv6 CIDR reservation" in outcome["reason"]
+    assert world.aws.calls_to("ec2", "CreateNetworkInterface") == []

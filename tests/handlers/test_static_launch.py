@@ -183,6 +183,9 @@ def test_given_ipv6_only_subnets_when_launching_then_the_enis_have_only_an_ipv6_
     aws: LocalAWS, mode: Mode
 ) -> None:
     world = build_world(aws, ipv6_only=True, mode=mode)
+    if mode is Mode.CIDR_RESERVATION:
+        for subnet in world.multus_subnets[:2]:
+            world.reserve_ipv6_pod_half(subnet)
     (event,) = world.scale_out(1)
 
     outcome = deliver(world.runtime(), event)

@@ -116,6 +116,14 @@ class World:
         )
         return sorted(response["NetworkInterfaces"], key=lambda e: e.get("Attachment", {}).get("DeviceIndex", 0))
 
+    def reserve_ipv6_pod_half(self, subnet_id: str) -> IPv6Network:
+        """Reserve (explicit) the lower half of the subnet's IPv6 /64 for pods; returns it."""
+        described = self.ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
+        block = IPv6Network(described["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"])
+        pods = next(block.subnets(new_prefix=65))
+        self.ec2.create_subnet_cidr_reservation(SubnetId=subnet_id, Cidr=str(pods), ReservationType="explicit")
+        return pods
+
     def lifecycle_state(self, instance_id: str) -> str | None:
         found = self.autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
         return found[0]["LifecycleState"] if found else None

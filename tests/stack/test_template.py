@@ -148,13 +148,13 @@ def test_given_the_abandon_alarm_when_compared_with_emitted_metrics_then_namespa
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     metrics = PowertoolsMetrics("static")
-    metrics.count(Metric.ABANDON)
+    metrics.count(Metric.LAUNCH_FAILURES)
     metrics.flush()
     emitted = capsys.readouterr().out
-    properties = resource("LifecycleAbandonAlarm")["Properties"]
+    properties = resource("LaunchFailureAlarm")["Properties"]
     dimensions = {d["Name"]: d["Value"] for d in properties["Dimensions"]}
     assert properties["Namespace"] == NAMESPACE
-    assert properties["MetricName"] == Metric.ABANDON.value
+    assert properties["MetricName"] == Metric.LAUNCH_FAILURES.value
     assert dimensions == {"service": SERVICE, "Mode": {"Ref": "IpMode"}}
     assert '"Dimensions":[["Mode","service"]]' in emitted
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol, assert_never
 
-from multus_ipam.addressing import choose_device_index, default_device_indexes
+from multus_ipam.addressing import IPAddress, choose_device_index, default_device_indexes
 from multus_ipam.errors import (
     AddressConflictsExhausted,
     AwsCallFailed,
@@ -48,6 +48,8 @@ class Metric(StrEnum):
     ADDRESS_CONFLICTS = "AddressConflictsRetried"
     DEVICE_INDEX_FALLBACKS = "DeviceIndexFallbacks"
     ROLLBACKS = "Rollbacks"
+    LAUNCH_FAILURES = "LaunchFailures"
+    """Launches that failed and were rolled back, whatever FAILURE_RESULT then reported."""
     CONTINUE = "LifecycleContinue"
     ABANDON = "LifecycleAbandon"
     ALREADY_COMPLETED = "LifecycleAlreadyCompleted"
@@ -266,9 +268,10 @@ class LifecycleService:
         return keep
 
     def _create(self, action: LifecycleAction, instance: Instance, subnet: Subnet, budget: Budget) -> Eni:
+        taken: set[IPAddress] = set()
         for attempt in range(1, self._settings.max_address_attempts + 1):
             budget.check(f"creating an ENI in {subnet.subnet_id}")
-            choice = self._strategy.choose(subnet, instance)
+            choice = self._strategy.choose(subnet, instance, frozenset(taken))
             request = CreateEni(
                 subnet_id=subnet.subnet_id,
                 security_groups=self._settings.security_groups[subnet.subnet_id],
@@ -282,6 +285,7 @@ class LifecycleService:
             try:
                 eni = self._ec2.create_eni(request)
             except IpAddressInUse:
+                taken.update(a for a in (choice.ipv4, choice.ipv6) if a is not None)
                 self._metrics.count(Metric.ADDRESS_CONFLICTS)
                 self._log.info(
                     "address taken meanwhile, choosing again",
@@ -341,6 +345,12 @@ class LifecycleService:
                 current = self._ec2.describe_eni(eni.eni_id)
                 if current and current.attachment and current.attachment.instance_id == instance.instance_id:
                     return current  # "already attached" to us by a parallel delivery
+                if current is None:
+                    # A parallel delivery converged on another ENI of ours and deleted this one: use that one.
+                    fresh = self._ec2.owned_enis(self._settings.owner, instance.instance_id)
+                    kept = self._owned_in(instance.instance_id, eni.subnet_id, fresh)
+                    if kept is not None and kept.eni_id != eni.eni_id:
+                        return self._attach(kept, launch, desired, budget)
                 raise
             occupied.add(index)
             attachment = Attachment(attachment_id, instance.instance_id, index, card, False, "attaching")
@@ -368,10 +378,18 @@ class LifecycleService:
 
     def _fail(self, action: LifecycleAction, budget: Budget, error: Exception) -> Outcome:
         result = self._settings.failure_result
+        reason = f"{type(error).__name__}: {error}"
+        if not self._still_waiting(action):
+            # A late redelivery of an action that was completed meanwhile: the ENIs belong to a node that is
+            # in service (or gone). Rolling back would strip a healthy node; leave everything as it is.
+            self._metrics.count(Metric.ALREADY_COMPLETED)
+            self._log.warning("launch step failed, but the action is no longer waiting: nothing rolled back")
+            return Outcome(Status.ALREADY_COMPLETED, reason=reason)
         self._log.error(
             "launch failed, rolling back",
             extra={"error": str(error), "error_type": type(error).__name__, "result": result.value},
         )
+        self._metrics.count(Metric.LAUNCH_FAILURES)
         left = self._release(action.instance_id, budget, everything=True)
         self._metrics.count(Metric.ROLLBACKS)
         completed = self._complete(action, result)
@@ -379,11 +397,17 @@ class LifecycleService:
             raise RollbackIncomplete(
                 f"completed {action.instance_id} with {result.value}, but could not release {', '.join(left)}"
             )
-        return Outcome(
-            Status.COMPLETED if completed else Status.ALREADY_COMPLETED,
-            result,
-            reason=f"{type(error).__name__}: {error}",
-        )
+        return Outcome(Status.COMPLETED if completed else Status.ALREADY_COMPLETED, result, reason=reason)
+
+    def _still_waiting(self, action: LifecycleAction) -> bool:
+        """Whether the instance still waits on an action of this kind. If that cannot be read, assume it does:
+        the first delivery of a launch is by far the common case."""
+        try:
+            state = self._autoscaling.lifecycle_state(action.instance_id)
+        except MultusIpamError as error:
+            self._log.warning("could not read the lifecycle state", extra={"error": str(error)})
+            return True
+        return state in _waiting_states(action)
 
     # --- terminate ------------------------------------------------------------------------------------
 
@@ -463,9 +487,9 @@ class LifecycleService:
         "No active Lifecycle Action" is final once the instance no longer waits on this action; it has been
         reported briefly while the instance still waits, so then retry a few times with backoff.
         """
-        waiting_state = _waiting_state(action)
-        delay = 1.0
-        for _ in range(4):
+        waiting = _waiting_states(action)
+        delay, attempts = 1.0, 4
+        for attempt in range(1, attempts + 1):
             try:
                 self._autoscaling.complete_lifecycle_action(
                     group=action.group,
@@ -476,31 +500,36 @@ class LifecycleService:
                 )
             except LifecycleActionGone:
                 state = self._autoscaling.lifecycle_state(action.instance_id)
-                if state != waiting_state:
+                if state not in waiting:
                     self._metrics.count(Metric.ALREADY_COMPLETED)
                     self._log.info(
                         "lifecycle action was already completed", extra={"lifecycle_state": state or "not in group"}
                     )
                     return False
-                self._clock.sleep(delay)
-                delay *= 2
+                if attempt < attempts:
+                    self._clock.sleep(delay)
+                    delay *= 2
                 continue
             self._metrics.count(Metric.CONTINUE if result is LifecycleResult.CONTINUE else Metric.ABANDON)
             self._log.info("lifecycle action completed", extra={"result": result.value})
             return True
         raise LifecycleActionGone(
             f"CompleteLifecycleAction keeps answering 'No active Lifecycle Action' while {action.instance_id} "
-            f"is still in {waiting_state}"
+            f"still waits on the hook"
         )
 
 
-def _waiting_state(action: LifecycleAction) -> str:
-    if action.destination == "WarmPool":
-        return "Warmed:Pending:Wait"
+def _waiting_states(action: LifecycleAction) -> frozenset[str]:
+    """The lifecycle states in which the instance still waits on an action like this one.
+
+    A launch into the warm pool waits in Warmed:Pending:Wait, a launch into the group (from EC2 or from the pool)
+    in Pending:Wait, so a stale event of the first warm-pool action is recognised as done while the second one
+    waits. A termination waits in Terminating:Wait, or Warmed:Terminating:Wait when it starts in the pool.
+    """
     match action.transition:
         case Transition.LAUNCHING:
-            return "Pending:Wait"
+            return frozenset({"Warmed:Pending:Wait"} if action.destination == "WarmPool" else {"Pending:Wait"})
         case Transition.TERMINATING:
-            return "Terminating:Wait"
+            return frozenset({"Terminating:Wait", "Warmed:Terminating:Wait"})
         case _ as unreachable:
             assert_never(unreachable)

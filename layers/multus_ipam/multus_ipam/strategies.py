@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Protocol, TypeVar
 
-from multus_ipam.addressing import AddressSpace, IPNetwork, choose_worker_address, launch_rank
+from multus_ipam.addressing import AddressSpace, IPAddress, IPNetwork, choose_worker_address, launch_rank
 from multus_ipam.errors import InsufficientAddresses, MissingReservation, SubnetMisconfigured, WorkerRangeExhausted
 from multus_ipam.ports import AutoScaling, Ec2, Eni, Instance, Reservation, Subnet
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG, Settings
@@ -31,7 +31,9 @@ class AddressStrategy(Protocol):
         """Check the subnet can serve this strategy before anything is created. Raises LifecycleFailure."""
         ...
 
-    def choose(self, subnet: Subnet, instance: Instance) -> AddressChoice: ...
+    def choose(self, subnet: Subnet, instance: Instance, avoid: frozenset[IPAddress]) -> AddressChoice:
+        """``avoid``: addresses this launch already found taken (a describe may not show them yet)."""
+        ...
 
 
 class StaticLowestFree:
@@ -53,16 +55,19 @@ class StaticLowestFree:
                 f"WORKER_IP_UPPER_BOUNDS: {bound} is not inside {subnet.subnet_id} ({subnet.ipv4_cidr or 'IPv6-only'})"
             )
 
-    def choose(self, subnet: Subnet, instance: Instance) -> AddressChoice:
+    def choose(self, subnet: Subnet, instance: Instance, avoid: frozenset[IPAddress]) -> AddressChoice:
         enis = self._ec2.subnet_enis(subnet.subnet_id)
         reservations = self._ec2.subnet_reservations(subnet.subnet_id)
         rank = self._rank(instance, subnet, enis)
+        # An ENI a parallel delivery of this same launch created (not yet attached) does not make its address
+        # taken for us: choosing it again gives the same request, so the client token returns that same ENI.
+        others = [eni for eni in enis if not self._is_for(eni, instance)]
         ipv4 = ipv6 = None
         reasons = []
         if subnet.ipv4_cidr is not None:
             space4 = AddressSpace(
                 subnet.ipv4_cidr,
-                used=frozenset(a for eni in enis for a in eni.private_ipv4s),
+                used=frozenset(a for eni in others for a in eni.private_ipv4s) | avoid,
                 blocked=_blocked(enis, reservations, IPv4Network),
                 upper_bound=self._settings.worker_upper_bounds.get(subnet.subnet_id),
             )
@@ -75,7 +80,7 @@ class StaticLowestFree:
         if subnet.ipv6_cidr is not None:
             space6 = AddressSpace(
                 subnet.ipv6_cidr,
-                used=frozenset(a for eni in enis for a in eni.ipv6s),
+                used=frozenset(a for eni in others for a in eni.ipv6s) | avoid,
                 blocked=_blocked(enis, reservations, IPv6Network),
             )
             pick6 = choose_worker_address(space6, rank)
@@ -85,6 +90,9 @@ class StaticLowestFree:
             ipv6 = pick6.address
             reasons.append(pick6.reason)
         return AddressChoice(ipv4=ipv4, ipv6=ipv6, ipv6_auto=False, reason="; ".join(reasons))
+
+    def _is_for(self, eni: Eni, instance: Instance) -> bool:
+        return eni.tags.get(OWNER_TAG) == self._settings.owner and eni.tags.get(INSTANCE_TAG) == instance.instance_id
 
     def _rank(self, instance: Instance, subnet: Subnet, enis: list[Eni]) -> int:
         """The launch's rank among the group's waiting instances that have no ENI of ours in this subnet yet."""
@@ -112,23 +120,25 @@ class CidrReservation:
         self._ec2 = ec2
 
     def verify(self, subnet: Subnet) -> None:
+        """Every address family EC2 will assign in the subnet needs an explicit reservation for the pod range:
+        the configured ones (POD_CIDR_RESERVATIONS) where given, else at least one of that family."""
         explicit = {r.cidr for r in self._ec2.subnet_reservations(subnet.subnet_id) if r.kind == "explicit"}
-        expected = self._settings.pod_reservations.get(subnet.subnet_id)
-        if expected:
-            missing = [str(cidr) for cidr in expected if cidr not in explicit]
-            if missing:
-                raise MissingReservation(
-                    f"{subnet.subnet_id} lacks the explicit CIDR reservation(s) {', '.join(missing)} "
-                    "(POD_CIDR_RESERVATIONS); without them EC2 may give a worker a pod address"
-                )
-            return
-        if subnet.ipv4_cidr is not None and not any(cidr.version == 4 for cidr in explicit):
+        expected = self._settings.pod_reservations.get(subnet.subnet_id, ())
+        missing = [str(cidr) for cidr in expected if cidr not in explicit]
+        if missing:
             raise MissingReservation(
-                f"{subnet.subnet_id} has no explicit IPv4 CIDR reservation for the pod range; "
-                "without one EC2 may give a worker a pod address"
+                f"{subnet.subnet_id} lacks the explicit CIDR reservation(s) {', '.join(missing)} "
+                "(POD_CIDR_RESERVATIONS); without them EC2 may give a worker a pod address"
             )
+        families = [(4, "IPv4", subnet.ipv4_cidr), (6, "IPv6", subnet.ipv6_cidr)]
+        for version, family, block in families:
+            if block is not None and not any(cidr.version == version for cidr in explicit):
+                raise MissingReservation(
+                    f"{subnet.subnet_id} has no explicit {family} CIDR reservation for the pod range; "
+                    f"without one EC2 may give a worker a pod {family} address"
+                )
 
-    def choose(self, subnet: Subnet, instance: Instance) -> AddressChoice:
+    def choose(self, subnet: Subnet, instance: Instance, avoid: frozenset[IPAddress]) -> AddressChoice:
         return AddressChoice(
             ipv4=None,
             ipv6=None,

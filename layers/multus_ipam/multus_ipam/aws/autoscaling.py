@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
@@ -26,6 +26,7 @@ class AutoScalingAdapter:
             "autoscaling:CompleteLifecycleAction",
             "autoscaling:DescribeAutoScalingInstances",
             "autoscaling:DescribeAutoScalingGroups",
+            "autoscaling:DescribeWarmPool",
         }
     )
 
@@ -58,11 +59,24 @@ class AutoScalingAdapter:
         return None
 
     def waiting_instances(self, group: str, availability_zone: str) -> list[str]:
+        """The group's instances and its warm pool's (DescribeAutoScalingGroups does not list those): a burst
+        that fills a warm pool must rank its launches as much as one that scales the group out."""
         with aws_call("DescribeAutoScalingGroups"):
             response = self._client.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+        items = [item for found in response.get("AutoScalingGroups", []) for item in found.get("Instances", [])]
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"AutoScalingGroupName": group, "MaxRecords": 100}
+            if token:
+                kwargs["NextToken"] = token
+            with aws_call("DescribeWarmPool"):
+                pool = self._client.describe_warm_pool(**kwargs)
+            items.extend(pool.get("Instances", []))
+            token = pool.get("NextToken")
+            if not token:
+                break
         return [
-            item["InstanceId"]
-            for found in response.get("AutoScalingGroups", [])
-            for item in found.get("Instances", [])
+            str(item["InstanceId"])
+            for item in items
             if item.get("AvailabilityZone") == availability_zone and item.get("LifecycleState") in LAUNCH_WAITING_STATES
         ]
