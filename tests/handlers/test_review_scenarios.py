@@ -130,3 +130,39 @@ def test_given_a_scale_in_into_the_warm_pool_when_completion_is_briefly_refused_
     assert clock.slept == [1.0]
     assert hook_results(world, TERMINATE_HOOK) == ["CONTINUE"]
     assert len(world.our_enis()) == 2, "an instance going back to the pool keeps its ENIs"
+
+
+def test_given_a_launch_that_died_after_creating_and_was_never_redelivered_then_the_next_event_sweeps_the_eni(
+    world: World,
+) -> None:
+    (first,) = world.scale_out(1)
+    world.aws.faults.crash_after("ec2", "CreateNetworkInterface")
+    with pytest.raises(SimulatedCrash):
+        deliver(world.runtime(), first)
+    (orphan,) = world.our_enis()
+    world.aws.clock.advance(301)  # the event is lost: the hook times out, ABANDON terminates the instance
+    assert hook_results(world, LAUNCH_HOOK) == ["ABANDON"]
+    (left_behind,) = world.ec2.describe_network_interfaces(NetworkInterfaceIds=[orphan["NetworkInterfaceId"]])[
+        "NetworkInterfaces"
+    ]
+    assert left_behind["Status"] == "available"
+    (replacement,) = world.aws.lifecycle.events()  # Auto Scaling launches a replacement
+
+    assert deliver(world.runtime(), replacement)["result"] == "CONTINUE"
+
+    remaining = {e["NetworkInterfaceId"] for e in world.our_enis()}
+    assert orphan["NetworkInterfaceId"] not in remaining
+    assert len(remaining) == 2, "the second worker's two ENIs"
+
+
+def test_given_a_detached_eni_of_a_live_instance_when_sweeping_then_it_is_left_for_its_launch(world: World) -> None:
+    first, second = world.scale_out(2)
+    world.aws.faults.crash_after("ec2", "CreateNetworkInterface")
+    with pytest.raises(SimulatedCrash):  # the first launch is mid-flight: its ENI exists, not yet attached
+        deliver(world.runtime(), first)
+
+    deliver(world.runtime(), second)
+
+    assert deliver(world.runtime(), first)["result"] == "CONTINUE"  # its redelivery adopts the ENI
+    assert world.aws.calls_to("ec2", "DeleteNetworkInterface") == []
+    assert len(world.our_enis()) == 4

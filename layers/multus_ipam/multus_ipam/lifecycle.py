@@ -37,7 +37,7 @@ from multus_ipam.errors import (
 )
 from multus_ipam.events import LifecycleAction, ParsedEvent, TestNotification, Transition
 from multus_ipam.ports import Attachment, AutoScaling, Clock, CreateEni, Ec2, Eni, Instance, Subnet
-from multus_ipam.settings import SUBNET_TAG, LifecycleResult, Settings
+from multus_ipam.settings import INSTANCE_TAG, SUBNET_TAG, LifecycleResult, Settings
 from multus_ipam.strategies import AddressChoice, AddressStrategy
 
 
@@ -48,6 +48,7 @@ class Metric(StrEnum):
     ADDRESS_CONFLICTS = "AddressConflictsRetried"
     DEVICE_INDEX_FALLBACKS = "DeviceIndexFallbacks"
     ROLLBACKS = "Rollbacks"
+    ORPHANS_RELEASED = "OrphanEnisReleased"
     LAUNCH_FAILURES = "LaunchFailures"
     """Launches that failed and were rolled back, whatever FAILURE_RESULT then reported."""
     CONTINUE = "LifecycleContinue"
@@ -181,11 +182,13 @@ class LifecycleService:
         budget = Budget(remaining_ms, self._settings.safety_margin_seconds)
         match event.transition:
             case Transition.LAUNCHING:
-                return self._launch(event, budget)
+                outcome = self._launch(event, budget)
             case Transition.TERMINATING:
-                return self._terminate(event, budget)
+                outcome = self._terminate(event, budget)
             case _ as unreachable:
                 assert_never(unreachable)
+        self._sweep_orphans()
+        return outcome
 
     # --- launch ---------------------------------------------------------------------------------------
 
@@ -432,6 +435,26 @@ class LifecycleService:
         return Outcome(Status.COMPLETED if completed else Status.ALREADY_COMPLETED, LifecycleResult.CONTINUE)
 
     # --- shared steps ---------------------------------------------------------------------------------
+
+    def _sweep_orphans(self) -> None:
+        """Delete our detached ENIs whose instance is gone, after the action is completed.
+
+        They are what a launch leaves when it dies between creating and attaching and its event is never
+        delivered again (the hook times out, the instance is terminated with no terminate event). ENIs of a
+        live instance are left alone: a launch may be about to attach them. Best effort: failures are logged
+        and counted, never raised, and the next event tries again.
+        """
+        try:
+            candidates = self._ec2.detached_enis(self._settings.owner)
+            by_instance = {eni.eni_id: eni.tags.get(INSTANCE_TAG, "") for eni in candidates}
+            alive = self._ec2.live_instances(sorted({i for i in by_instance.values() if i}))
+            for eni_id, instance_id in by_instance.items():
+                if instance_id not in alive:
+                    self._ec2.delete_eni(eni_id)
+                    self._metrics.count(Metric.ORPHANS_RELEASED)
+                    self._log.warning("deleted an orphaned ENI", extra={"eni": eni_id, "owner_instance": instance_id})
+        except MultusIpamError as error:
+            self._log.warning("could not sweep orphaned ENIs", extra={"error": str(error)})
 
     def _release(self, instance_id: str, budget: Budget, *, everything: bool) -> list[str]:
         """Detach and delete our ENIs of the instance; returns the ids that could not be released.

@@ -115,6 +115,14 @@ class Ec2(Protocol):
 
     def describe_eni(self, eni_id: str) -> Eni | None: ...
 
+    def detached_enis(self, owner: str) -> list[Eni]:
+        """Our ENIs (by owner tag) that are not attached to anything (status available), all pages."""
+        ...
+
+    def live_instances(self, instance_ids: Sequence[str]) -> set[str]:
+        """Those of the instances that exist and are not shutting down or terminated."""
+        ...
+
     def create_eni(self, request: CreateEni) -> Eni:
         """Raises IpAddressInUse, InsufficientAddresses, AwsCallFailed."""
         ...

@@ -104,6 +104,30 @@ class Ec2Adapter:
     def instance_enis(self, instance_id: str) -> list[Eni]:
         return list(self._enis([{"Name": "attachment.instance-id", "Values": [instance_id]}]))
 
+    def detached_enis(self, owner: str) -> list[Eni]:
+        return list(
+            self._enis(
+                [
+                    {"Name": f"tag:{OWNER_TAG}", "Values": [owner]},
+                    {"Name": "status", "Values": ["available"]},
+                ]
+            )
+        )
+
+    def live_instances(self, instance_ids: Sequence[str]) -> set[str]:
+        if not instance_ids:
+            return set()
+        alive: set[str] = set()
+        paginator = self._client.get_paginator("describe_instances")
+        # A filter, not InstanceIds: one unknown id would fail the whole request with NotFound.
+        with aws_call("DescribeInstances"):
+            for page in paginator.paginate(Filters=[{"Name": "instance-id", "Values": list(instance_ids)}]):
+                for reservation in page.get("Reservations", []):
+                    for item in reservation.get("Instances", []):
+                        if item["State"]["Name"] not in ("shutting-down", "terminated"):
+                            alive.add(item["InstanceId"])
+        return alive
+
     def describe_eni(self, eni_id: str) -> Eni | None:
         try:
             response = self._client.describe_network_interfaces(NetworkInterfaceIds=[eni_id])
