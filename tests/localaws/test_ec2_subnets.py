@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv6Network
+
 from mypy_boto3_ec2 import EC2Client
 
 
@@ -17,7 +19,7 @@ def test_given_a_dual_stack_subnet_when_described_then_its_ipv6_block_reads_as_a
 
     (association,) = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["Ipv6CidrBlockAssociationSet"]
 
-    assert association["Ipv6CidrBlock"] == subnet_block
+    assert IPv6Network(association["Ipv6CidrBlock"]) == IPv6Network(subnet_block)
     assert association["Ipv6CidrBlockState"]["State"] == "associated"
 
 
