@@ -46,6 +46,7 @@ class Mode:
     spec: Spec
     env: Callable[[Scenario, dict[str, IPv4Network]], dict[str, str]]
     pod_range: Callable[[IPv4Network], IPv4Network]
+    show_failure: bool = False
 
 
 def _subnets(scenario: Scenario) -> list[str]:
@@ -81,6 +82,7 @@ MODES = (
         spec=Spec(group_name="multus-static", max_size=12),
         env=_static_env,
         pod_range=_pods_top_quarter,
+        show_failure=True,
     ),
     Mode(
         title="cidr-reservation: EC2 picks worker addresses outside the pods' explicit reservations",
@@ -113,6 +115,7 @@ def show_workers(aws: LocalAWS, scenario: Scenario, owner: str) -> None:
     instances = sorted(
         group["AutoScalingGroups"][0]["Instances"], key=lambda i: (i["AvailabilityZone"], i["InstanceId"])
     )
+    print("    (each interface: address, last 6 characters of the ENI id, DoT = DeleteOnTermination set)")
     print(f"    {'instance':<21} {'AZ':<11} {'state':<12} {'eth1 (device 1)':<28} {'eth2 (device 2)':<28}")
     for item in instances:
         enis = ec2.describe_network_interfaces(
@@ -169,6 +172,10 @@ def run_mode(aws: LocalAWS, number: int, mode: Mode, previous_env: dict[str, str
     print(f"   group {scenario.group_name}: launch and terminate hooks declared at creation; Multus subnets:")
     for az in scenario.azs:
         print(f"     {az}: " + ", ".join(f"{s} {cidrs[s]}" for s in scenario.multus_subnets[az]))
+    if "WORKER_IP_UPPER_BOUNDS" in env:
+        print("   workers may take .4 to .191 of each subnet (WORKER_IP_UPPER_BOUNDS); pods get .192/26 (whereabouts)")
+    else:
+        print("   each subnet has an explicit CIDR reservation .192/26 for the pods; EC2 never assigns from it")
 
     autoscaling = aws.client("autoscaling")
     autoscaling.set_desired_capacity(AutoScalingGroupName=scenario.group_name, DesiredCapacity=6)
@@ -184,9 +191,13 @@ def run_mode(aws: LocalAWS, number: int, mode: Mode, previous_env: dict[str, str
 
     autoscaling.set_desired_capacity(AutoScalingGroupName=scenario.group_name, DesiredCapacity=4)
     terminations = [aws.lifecycle.event(a) for a in aws.lifecycle.active() if a.group == scenario.group_name]
-    print(f"\n   scale in 6 -> 4: {len(terminations)} instances wait in Terminating:Wait; delivering their events")
-    print(f"   results: {_tally(deliver(mode.handler, terminations))}")
+    leaving = ", ".join(e["detail"]["EC2InstanceId"] for e in terminations)
+    print(f"\n   scale in 6 -> 4: {leaving} wait in Terminating:Wait; delivering their events")
+    print(f"   results: {_tally(deliver(mode.handler, terminations))}; their ENIs went with them (DoT)")
     show_workers(aws, scenario, owner)
+
+    if mode.show_failure:
+        show_failed_launch(aws, scenario, mode.handler)
 
     first_subnet = scenario.multus_subnets[scenario.azs[0]][0]
     print()
@@ -201,11 +212,35 @@ def run_mode(aws: LocalAWS, number: int, mode: Mode, previous_env: dict[str, str
         if IPv4Address(e["PrivateIpAddress"]) in mode.pod_range(cidrs[e["SubnetId"]])
     ]
     results = [r.result for r in aws.lifecycle.results if r.group == scenario.group_name]
+    workers = 4
     print(
-        f"\n   lifecycle results: {results.count('CONTINUE')} CONTINUE, {results.count('ABANDON')} ABANDON; "
-        f"ENIs: {attached} attached (2 per worker), {len(leaked)} leaked, {len(in_pod_range)} in a pod range"
+        f"\n   lifecycle results accepted by Auto Scaling: {results.count('CONTINUE')} CONTINUE, "
+        f"{results.count('ABANDON')} ABANDON (launches and terminations; the redelivery completed nothing)"
     )
-    return (not leaked and not in_pod_range and attached == 8), env
+    print(
+        f"   ENIs: {attached} attached ({workers} workers x 2 subnets), {len(leaked)} leaked, "
+        f"{len(in_pod_range)} in a pod range"
+    )
+    return (not leaked and not in_pod_range and attached == 2 * workers), env
+
+
+def show_failed_launch(aws: LocalAWS, scenario: Scenario, handler: Handler) -> None:
+    """A launch that cannot finish: it rolls back what it made and abandons; Auto Scaling replaces the node."""
+    autoscaling = aws.client("autoscaling")
+    print("\n   a failure: the function may not attach ENIs (say an IAM policy lost ec2:AttachNetworkInterface)")
+    aws.faults.fail("ec2", "AttachNetworkInterface", code="UnauthorizedOperation", status=403)
+    autoscaling.set_desired_capacity(AutoScalingGroupName=scenario.group_name, DesiredCapacity=5)
+    (event,) = [aws.lifecycle.event(a) for a in aws.lifecycle.active() if a.group == scenario.group_name]
+    outcome = deliver(handler, [event])[0]
+    print(f"   {event['detail']['EC2InstanceId']}: {outcome['result']} after rollback; reason: {outcome['reason']}")
+    aws.faults.clear()
+    (replacement,) = [aws.lifecycle.event(a) for a in aws.lifecycle.active() if a.group == scenario.group_name]
+    print(f"   Auto Scaling terminated it and launched {replacement['detail']['EC2InstanceId']}; permission restored:")
+    print(f"   results: {_tally(deliver(handler, [replacement]))}")
+    autoscaling.set_desired_capacity(AutoScalingGroupName=scenario.group_name, DesiredCapacity=4)
+    terminations = [aws.lifecycle.event(a) for a in aws.lifecycle.active() if a.group == scenario.group_name]
+    deliver(handler, terminations)
+    print(f"   scaled back to 4 workers ({len(terminations)} more termination handled)")
 
 
 def _tally(outcomes: list[dict[str, Any]]) -> str:
@@ -226,6 +261,7 @@ def main() -> int:
             passed, env = run_mode(aws, number, mode, env)
             ok &= passed
     print("\nall good: no leaked ENI, no worker in a pod range" if ok else "\nSOMETHING IS WRONG (see above)")
+    print('next: `python -m multus_ipam plan --help` to plan your subnets, then README "Deploy".')
     return 0 if ok else 1
 
 

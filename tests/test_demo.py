@@ -30,4 +30,5 @@ def test_given_the_demo_when_run_then_both_modes_scale_without_leaks_or_pod_rang
     assert out.count("6 x completed CONTINUE") == 2
     assert out.count("0 leaked, 0 in a pod range") == 2
     assert "already-completed" in out
+    assert "ABANDON after rollback" in out
     assert "all good" in out
