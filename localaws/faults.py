@@ -43,8 +43,12 @@ class _Rule:
     remaining: int | None  # None: unbounded
     rate: float | None
     rng: random.Random = field(repr=False)
+    skip: int = 0  # matching calls to let through untouched first
 
     def fires(self) -> bool:
+        if self.skip > 0:
+            self.skip -= 1
+            return False
         if self.remaining is not None and self.remaining <= 0:
             return False
         if self.rate is not None and self.rng.random() >= self.rate:
@@ -103,8 +107,11 @@ class Faults:
             )
         )
 
-    def crash_after(self, service: str, operation: str, *, times: int = 1) -> None:
-        """AWS applies the next ``times`` matching calls, then the caller gets ``SimulatedCrash``."""
+    def crash_after(self, service: str, operation: str, *, times: int = 1, skip: int = 0) -> None:
+        """AWS applies the next ``times`` matching calls, then the caller gets ``SimulatedCrash``.
+
+        ``skip``: let that many matching calls through normally first (crash after the second create, say).
+        """
         self._add(
             _Rule(
                 service=normalise_service(service),
@@ -116,6 +123,7 @@ class Faults:
                 remaining=times,
                 rate=None,
                 rng=random.Random(0),  # noqa: S311
+                skip=skip,
             )
         )
 

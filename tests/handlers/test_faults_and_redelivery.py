@@ -33,6 +33,7 @@ LAUNCH_CALLS = [
     ("ec2", "DescribeNetworkInterfaces"),
     ("ec2", "GetSubnetCidrReservations"),
     ("autoscaling", "DescribeAutoScalingGroups"),
+    ("autoscaling", "DescribeWarmPool"),
     ("ec2", "CreateNetworkInterface"),
     ("ec2", "AttachNetworkInterface"),
     ("ec2", "ModifyNetworkInterfaceAttribute"),
@@ -49,7 +50,7 @@ TERMINATE_CALLS = [
 def launch_calls(mode: Mode) -> list[tuple[str, str]]:
     """The rank of a static launch comes from the group's waiting instances; EC2 picks in cidr mode."""
     if mode is Mode.CIDR_RESERVATION:
-        return [c for c in LAUNCH_CALLS if c[1] != "DescribeAutoScalingGroups"]
+        return [c for c in LAUNCH_CALLS if c[1] not in ("DescribeAutoScalingGroups", "DescribeWarmPool")]
     return LAUNCH_CALLS
 
 
@@ -173,6 +174,59 @@ def test_given_a_crash_right_after_a_launch_call_when_redelivered_then_one_eni_p
     expected = "already-completed" if operation == "CompleteLifecycleAction" else "completed"
     assert outcome["status"] == expected
     assert_launched_once(world, event["detail"]["EC2InstanceId"])
+
+
+PER_SUBNET_WRITES = [
+    ("ec2", "CreateNetworkInterface"),
+    ("ec2", "AttachNetworkInterface"),
+    ("ec2", "ModifyNetworkInterfaceAttribute"),
+]
+
+
+@pytest.mark.parametrize(("mode", "service", "operation"), matrix(lambda _: PER_SUBNET_WRITES))
+def test_given_a_crash_right_after_the_second_subnets_call_when_redelivered_then_one_eni_per_subnet(
+    world: World, service: str, operation: str
+) -> None:
+    (event,) = world.scale_out(1)
+    world.aws.faults.crash_after(service, operation, skip=1)  # the first subnet's call goes through
+
+    with pytest.raises(SimulatedCrash):
+        deliver(world.runtime(), event)
+    assert [c.outcome for c in world.aws.calls_to(service, operation)] == ["ok", "crash"]
+    assert deliver(world.runtime(), event)["status"] == "completed"
+
+    assert_launched_once(world, event["detail"]["EC2InstanceId"])
+
+
+def test_given_the_lifecycle_state_cannot_be_read_when_a_launch_fails_then_it_still_rolls_back(world: World) -> None:
+    (event,) = world.scale_out(1)
+    world.aws.faults.fail("ec2", "ModifyNetworkInterfaceAttribute", code="UnauthorizedOperation", status=403)
+    world.aws.faults.fail("autoscaling", "DescribeAutoScalingInstances", code="AccessDenied", status=403)
+
+    outcome = deliver(world.runtime(), event)
+
+    assert outcome["result"] == "ABANDON"
+    world.aws.faults.clear()
+    assert_abandoned_cleanly(world, event["detail"]["EC2InstanceId"])
+
+
+def test_given_the_rollback_cannot_delete_then_the_action_completes_and_the_next_event_sweeps_the_eni(
+    world: World,
+) -> None:
+    (event,) = world.scale_out(1)
+    world.aws.faults.fail("ec2", "AttachNetworkInterface", code="UnauthorizedOperation", status=403)
+    world.aws.faults.fail("ec2", "DeleteNetworkInterface", code="UnauthorizedOperation", status=403)
+
+    with pytest.raises(RollbackIncomplete, match="could not release eni-") as raised:
+        deliver(world.runtime(), event)
+
+    assert hook_results(world, event["detail"]["EC2InstanceId"], LAUNCH_HOOK) == ["ABANDON"]
+    (left,) = world.our_enis()
+    assert left["NetworkInterfaceId"] in str(raised.value)
+    world.aws.faults.clear()
+    (replacement,) = world.aws.lifecycle.events()
+    assert deliver(world.runtime(), replacement)["result"] == "CONTINUE"
+    assert left["NetworkInterfaceId"] not in {e["NetworkInterfaceId"] for e in world.our_enis()}
 
 
 def test_given_the_same_event_twice_when_handled_then_the_second_adopts_and_stops_quietly(world: World) -> None:
