@@ -79,3 +79,28 @@ def test_given_a_bad_variable_and_a_malformed_event_then_only_the_configuration_
 def test_given_the_deployed_handlers_then_each_uses_its_own_strategy() -> None:
     assert static_app.ENTRY._mode is Mode.STATIC
     assert cidr_app.ENTRY._mode is Mode.CIDR_RESERVATION
+
+
+def test_given_an_event_of_another_hook_when_hook_names_are_configured_then_it_is_left_alone(world: World) -> None:
+    (event,) = world.scale_out(1)
+    event["detail"]["LifecycleHookName"] = "node-termination-handler-drain"  # another tool's hook on the group
+    entry = LambdaEntry(Mode.STATIC, world.env(LIFECYCLE_HOOK_NAMES=f"{LAUNCH_HOOK},{TERMINATE_HOOK}"))
+    world.aws.clear_calls()
+
+    outcome = entry(event, FakeContext())
+
+    assert outcome["status"] == "ignored"
+    assert "node-termination-handler-drain" in outcome["reason"]
+    assert world.aws.calls == [], "another tool's lifecycle action is not ours to complete"
+
+
+def test_given_a_bad_variable_and_another_hooks_event_then_that_action_is_not_completed(world: World) -> None:
+    (event,) = world.scale_out(1)
+    event["detail"]["LifecycleHookName"] = "someone-elses-hook"
+    entry = LambdaEntry(Mode.STATIC, world.env(LIFECYCLE_HOOK_NAMES=LAUNCH_HOOK, DEVICE_INDEXES="oops"))
+    world.aws.clear_calls()
+
+    with pytest.raises(ConfigurationError, match=r"^DEVICE_INDEXES"):
+        entry(event, FakeContext())
+
+    assert world.aws.calls == []

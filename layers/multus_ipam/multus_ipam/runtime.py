@@ -109,6 +109,12 @@ def handle_event(runtime: Runtime, event: object, context: LambdaContext) -> dic
             )
             logger.error("rejected event: %s", reason)
             return {"status": "rejected", "reason": reason}
+        hooks = runtime.settings.hook_names
+        if hooks and parsed.hook not in hooks:
+            # Another tool's hook on the same group (a drain hook, say): its action is not ours to complete.
+            reason = f"detail.LifecycleHookName: {parsed.hook!r} is not one of {sorted(hooks)} (LIFECYCLE_HOOK_NAMES)"
+            logger.info("ignored event: %s", reason)
+            return {"status": "ignored", "reason": reason}
         return runtime.service.handle(parsed, context.get_remaining_time_in_millis).as_dict()
     finally:
         runtime.metrics.flush()
@@ -134,6 +140,9 @@ def complete_despite_configuration_error(
         return
     if not isinstance(action, LifecycleAction):
         return
+    hooks = {name.strip() for name in env.get("LIFECYCLE_HOOK_NAMES", "").split(",") if name.strip()}
+    if hooks and action.hook not in hooks:
+        return  # another tool's action: never ours to complete, configuration error or not
     raw = env.get("FAILURE_RESULT", "").strip().upper()
     result = LifecycleResult(raw) if raw in LifecycleResult.__members__ else LifecycleResult.ABANDON
     if action.transition.value.endswith("TERMINATING"):

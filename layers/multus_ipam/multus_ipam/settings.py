@@ -54,6 +54,8 @@ class Settings:
     max_address_attempts: int = 8
     safety_margin_seconds: int = 30
     detach_timeout_seconds: int = 60
+    hook_names: frozenset[str] = frozenset()
+    """The lifecycle hooks this function serves; empty: every hook of the group."""
 
     def tags_for(self, instance_id: str, subnet_id: str) -> dict[str, str]:
         """Every tag an ENI gets at creation: the user's, the no_manage tag and our ownership tags."""
@@ -224,7 +226,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     owner = env.get("OWNER_ID", "").strip() or "multus-ipam"
     if not 1 <= len(owner) <= 256:
         raise ConfigurationError("OWNER_ID", "must be 1 to 256 characters (it becomes a tag value)")
+    hooks = frozenset(_csv(env.get("LIFECYCLE_HOOK_NAMES", "")))
+    for hook in hooks:
+        if not GROUP_NAME.match(hook):
+            raise ConfigurationError("LIFECYCLE_HOOK_NAMES", f"{hook!r} is not a valid hook name")
     return Settings(
+        hook_names=hooks,
         group_name=group,
         subnet_ids=subnets,
         security_groups=_security_groups(env, subnets),
