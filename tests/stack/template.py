@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,3 +42,42 @@ def function_role_statements() -> list[Statement]:
         for policy in role["Properties"]["Policies"]
         for statement in as_list(policy["PolicyDocument"]["Statement"])
     ]
+
+
+STACK_NAME = "test-stack"
+
+
+def resolve(value: Any, conditions: dict[str, bool], parameters: dict[str, str] | None = None) -> Any:
+    """Evaluate the intrinsic functions the names are built with (Ref, Fn::If, Fn::Sub, Fn::FindInMap, Fn::Join).
+
+    The stack is named STACK_NAME; conditions and parameters are the caller's (a missing one fails loudly).
+    Any other function is left as it is.
+    """
+    known = {"AWS::StackName": STACK_NAME, **(parameters or {})}
+
+    def sub(argument: Any) -> str:
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        values = {**known, **{name: walk(v) for name, v in variables.items()}}
+        return re.sub(r"\$\{([^}!]+)\}", lambda match: str(values[match.group(1)]), text)
+
+    def find_in_map(argument: Any) -> Any:
+        mapping, key, attribute = (walk(part) for part in argument)
+        return template()["Mappings"][mapping][key][attribute]
+
+    functions = {
+        "Ref": lambda name: known[name],
+        "Fn::If": lambda arg: walk(arg[1] if conditions[arg[0]] else arg[2]),
+        "Fn::FindInMap": find_in_map,
+        "Fn::Join": lambda arg: arg[0].join(walk(arg[1])),
+        "Fn::Sub": sub,
+    }
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if isinstance(node, dict) and len(node) == 1:
+            ((function, argument),) = node.items()
+            return functions[function](argument) if function in functions else {function: walk(argument)}
+        return node
+
+    return walk(value)

@@ -10,7 +10,7 @@ import pytest
 
 from multus_ipam.lifecycle import Metric
 from multus_ipam.observability import NAMESPACE, SERVICE, PowertoolsMetrics
-from tests.stack.template import as_list, resource, template
+from tests.stack.template import as_list, resolve, resource, template
 
 SETTINGS_SOURCE = Path(__file__).resolve().parents[2] / "layers" / "multus_ipam" / "multus_ipam" / "settings.py"
 GROUP_NAME = template()["Globals"]["Function"]["Environment"]["Variables"]["AUTOSCALING_GROUP_NAME"]
@@ -30,6 +30,23 @@ SERVING_RESOURCES = {
 def _globals() -> dict[str, Any]:
     found: dict[str, Any] = template()["Globals"]["Function"]
     return found
+
+
+def _stack_hook_names(create_node_group: bool) -> list[str]:
+    """The names the template gives its launch and terminate hooks, in that order, for either kind of group."""
+    if create_node_group:
+        hooks = resource("NodeGroup")["Properties"]["LifecycleHookSpecificationList"]
+        by_transition = {hook["LifecycleTransition"]: hook["LifecycleHookName"] for hook in hooks}
+    else:
+        by_transition = {
+            resource(name)["Properties"]["LifecycleTransition"]: resource(name)["Properties"]["LifecycleHookName"]
+            for name in ("ExistingGroupLaunchHook", "ExistingGroupTerminateHook")
+        }
+    conditions = {"IsCreateNodeGroup": create_node_group}
+    return [
+        resolve(by_transition[transition], conditions)
+        for transition in ("autoscaling:EC2_INSTANCE_LAUNCHING", "autoscaling:EC2_INSTANCE_TERMINATING")
+    ]
 
 
 def test_given_the_node_group_when_reading_its_hooks_then_both_are_declared_with_the_group() -> None:
@@ -62,7 +79,18 @@ def test_given_the_rule_when_reading_its_pattern_then_source_both_lifecycle_type
         "EC2 Instance-launch Lifecycle Action",
         "EC2 Instance-terminate Lifecycle Action",
     }
-    assert pattern["detail"] == {"AutoScalingGroupName": [GROUP_NAME]}
+    assert set(pattern["detail"]) == {"AutoScalingGroupName", "LifecycleHookName"}
+    assert pattern["detail"]["AutoScalingGroupName"] == [GROUP_NAME]
+
+
+@pytest.mark.parametrize("create_node_group", [True, False])
+def test_given_the_rule_when_reading_its_hook_filter_then_only_the_stacks_two_hooks_match(
+    create_node_group: bool,
+) -> None:
+    hooks = resource("LifecycleEventRule")["Properties"]["EventPattern"]["detail"]["LifecycleHookName"]
+    resolved = resolve(hooks, {"IsCreateNodeGroup": create_node_group})
+    assert resolved == _stack_hook_names(create_node_group)
+    assert len(set(resolved)) == 2
 
 
 def test_given_the_rule_when_reading_its_targets_then_one_target_chosen_by_ip_mode() -> None:
@@ -108,8 +136,24 @@ def test_given_the_environment_when_compared_with_the_settings_then_every_variab
     for function in ("StaticIpFunction", "CidrReservationFunction"):
         names |= set(resource(function)["Properties"].get("Environment", {}).get("Variables", {}))
     assert names <= known, sorted(names - known)
-    assert {"AUTOSCALING_GROUP_NAME", "MULTUS_SUBNET_IDS", "MULTUS_SECURITY_GROUP_IDS", "OWNER_ID"} <= names
+    required = {"AUTOSCALING_GROUP_NAME", "MULTUS_SUBNET_IDS", "MULTUS_SECURITY_GROUP_IDS", "OWNER_ID"}
+    assert required | {"LIFECYCLE_HOOK_NAMES"} <= names
     assert _globals()["Environment"]["Variables"]["OWNER_ID"] == {"Ref": "AWS::StackName"}
+
+
+@pytest.mark.parametrize("create_node_group", [True, False])
+def test_given_the_environment_when_reading_hook_names_then_both_functions_serve_exactly_the_stacks_hooks(
+    create_node_group: bool,
+) -> None:
+    # Set once in Globals, for both functions; neither may override it.
+    for function in ("StaticIpFunction", "CidrReservationFunction"):
+        assert "LIFECYCLE_HOOK_NAMES" not in resource(function)["Properties"].get("Environment", {}).get(
+            "Variables", {}
+        )
+    value = resolve(
+        _globals()["Environment"]["Variables"]["LIFECYCLE_HOOK_NAMES"], {"IsCreateNodeGroup": create_node_group}
+    )
+    assert value.split(",") == _stack_hook_names(create_node_group)
 
 
 def test_given_the_launch_template_when_reading_metadata_options_then_imdsv2_required_with_hop_limit_2() -> None:
