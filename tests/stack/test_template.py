@@ -222,3 +222,62 @@ def test_given_the_log_groups_when_reading_the_functions_then_each_writes_to_a_s
     ):
         assert resource(function)["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": group}}
         assert resource(group)["Type"] == "AWS::Logs::LogGroup"
+
+
+# CloudFormation evaluates Rules before anything else and accepts there only Ref and the rule functions
+# (cfn-lint does not check this: a Fn::Join in an assertion passes it and fails only at deploy time).
+RULE_FUNCTIONS = {
+    "Ref",
+    "Fn::And",
+    "Fn::Contains",
+    "Fn::EachMemberEquals",
+    "Fn::EachMemberIn",
+    "Fn::Equals",
+    "Fn::Not",
+    "Fn::Or",
+    "Fn::RefAll",
+    "Fn::ValueOf",
+    "Fn::ValueOfAll",
+}
+
+
+def _functions_in(node: Any) -> list[tuple[str, Any]]:
+    if isinstance(node, list):
+        return [found for item in node for found in _functions_in(item)]
+    if isinstance(node, dict):
+        return [
+            *(
+                (key, value)
+                for key, value in node.items()
+                if key == "Ref" or key.startswith("Fn::") or key == "Condition"
+            ),
+            *(found for value in node.values() for found in _functions_in(value)),
+        ]
+    return []
+
+
+def _rule_expressions() -> list[tuple[str, Any]]:
+    expressions = []
+    for name, rule in template()["Rules"].items():
+        if "RuleCondition" in rule:
+            expressions.append((f"{name}.RuleCondition", rule["RuleCondition"]))
+        assert rule["Assertions"], name
+        expressions += [
+            (f"{name}.Assertions[{i}]", assertion["Assert"]) for i, assertion in enumerate(rule["Assertions"])
+        ]
+    return expressions
+
+
+@pytest.mark.parametrize(
+    ("where", "expression"), _rule_expressions(), ids=lambda value: value if isinstance(value, str) else ""
+)
+def test_given_a_rule_when_walking_its_expressions_then_only_rule_functions_and_refs_to_parameters(
+    where: str, expression: Any
+) -> None:
+    functions = _functions_in(expression)
+    assert functions, where
+    refused = sorted({name for name, _ in functions} - RULE_FUNCTIONS)
+    assert not refused, f"{where} uses {refused}, which CloudFormation does not allow in Rules"
+    parameters = set(template()["Parameters"])
+    refs = {argument for name, argument in functions if name == "Ref"}
+    assert refs <= parameters, f"{where} refers to {sorted(refs - parameters)}, which are not parameters"
