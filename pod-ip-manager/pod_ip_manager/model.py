@@ -18,6 +18,8 @@ class PodInterface:
     mac: str
     """Lower-case, colon-separated (``0e:12:...``), as IMDS spells it."""
     addresses: tuple[IPAddress, ...]
+    tentative: tuple[IPAddress, ...] = ()
+    """Addresses still in (or failed) IPv6 duplicate address detection: present but not usable yet."""
 
 
 @dataclass(frozen=True, slots=True)

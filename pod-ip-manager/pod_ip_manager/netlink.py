@@ -105,16 +105,19 @@ class NetlinkAddresses:
 
     def interfaces(self) -> tuple[PodInterface, ...]:
         addresses: dict[int, list[IPAddress]] = {}
+        tentative: dict[int, list[IPAddress]] = {}
         for message in self._dump(ifaddrmsg(), RTM_GETADDR):
-            address = _ready_address(message)
+            address = _address(message)
             if address is not None:
-                addresses.setdefault(int(str(message["index"])), []).append(address)
+                ready = _ready_address(message) is not None
+                (addresses if ready else tentative).setdefault(int(str(message["index"])), []).append(address)
         return tuple(
             PodInterface(
                 name=str(link.get_attr("IFLA_IFNAME")),
                 index=int(str(link["index"])),
                 mac=str(link.get_attr("IFLA_ADDRESS") or "").lower(),
                 addresses=tuple(addresses.get(int(str(link["index"])), ())),
+                tentative=tuple(tentative.get(int(str(link["index"])), ())),
             )
             for link in self._dump(ifinfmsg(), RTM_GETLINK)
         )

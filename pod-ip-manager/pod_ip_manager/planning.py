@@ -37,6 +37,7 @@ def multus_interfaces(interfaces: Iterable[PodInterface], primary: str) -> tuple
             index=interface.index,
             mac=interface.mac,
             addresses=tuple(a for a in interface.addresses if usable(a)),
+            tentative=tuple(a for a in interface.tentative if usable(a)),
         )
         for interface in interfaces
         if interface.name not in (primary, LOOPBACK_INTERFACE)
@@ -49,21 +50,31 @@ def missing_interfaces(
     """What is still missing, one phrase per gap (empty when the pod is ready).
 
     ``interfaces`` are the Multus interfaces (see ``multus_interfaces``). An interface counts once it has at
-    least one usable address: whereabouts configures the address when it creates the link, but an IPv6
-    address only counts after duplicate address detection.
+    least one usable address and no tentative one: whereabouts configures the address when it creates the link,
+    but an IPv6 address is only usable after duplicate address detection, and an interface that is ready with
+    its IPv4 while its IPv6 is still tentative would otherwise be assigned half-way.
     """
-    ready = {interface.name for interface in interfaces if interface.addresses}
-    present = {interface.name for interface in interfaces}
+    ready = {interface.name for interface in interfaces if interface.addresses and not interface.tentative}
+    by_name = {interface.name: interface for interface in interfaces}
     if expected_names:
-        return tuple(
-            f"interface {name} has no usable address" if name in present else f"interface {name} does not exist"
-            for name in expected_names
-            if name not in ready
-        )
+        return tuple(_gap(name, by_name.get(name)) for name in expected_names if name not in ready)
+    waiting = tuple(_gap(i.name, i) for i in interfaces if i.tentative)
     if len(ready) < expected_count:
         seen = ", ".join(sorted(ready)) or "none"
-        return (f"{expected_count} Multus interface(s) with an address expected, found {len(ready)} ({seen})",)
-    return ()
+        return (
+            f"{expected_count} Multus interface(s) with an address expected, found {len(ready)} ({seen})",
+            *waiting,
+        )
+    return waiting
+
+
+def _gap(name: str, interface: PodInterface | None) -> str:
+    if interface is None:
+        return f"interface {name} does not exist"
+    if interface.tentative:
+        listed = ", ".join(str(a) for a in interface.tentative)
+        return f"interface {name} has tentative address(es) {listed} (IPv6 duplicate address detection not done)"
+    return f"interface {name} has no usable address"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from localaws.imds import LocalImds
-from tests.pod.conftest import LogStream, PodNetns, World, manager_env, run_init
+from tests.pod.conftest import LogStream, PodNetns, World, ip, manager_env, run_init
 
 RANDOM_MAC = "02:42:ac:11:00:02"
 
@@ -205,3 +205,41 @@ def test_given_a_bad_variable_when_the_cli_starts_then_exit_2_and_a_json_error_n
 
     assert finished.exit_code == 2
     assert finished.error()["message"].startswith("PIM_WAIT_SECONDS: 'forever'")
+
+
+def _dual_stack_with_real_dad(world: World, pod_netns: PodNetns, address: str, *, dad_transmits: int) -> None:
+    """net1 up (its veth uplink is up at both ends, so DAD really runs), IPv4 ready at once, IPv6 tentative
+    until ``dad_transmits`` neighbour solicitations, 100 ms apart, went unanswered (no ``nodad`` here)."""
+    pod_netns.add_multus("net1", world.mac_a)
+    sysctl = ["netns", "exec", pod_netns.name, "sysctl", "-q", "-w"]
+    ip(*sysctl, "net.ipv6.conf.net1.accept_dad=1")
+    ip(*sysctl, f"net.ipv6.conf.net1.dad_transmits={dad_transmits}")
+    ip(*sysctl, "net.ipv6.neigh.net1.retrans_time_ms=100")
+    pod_netns.add_address("net1", "10.0.4.200/24")
+    pod_netns.run("addr", "add", f"{address}/64", "dev", "net1")
+
+
+def test_given_ipv6_still_in_dad_when_init_starts_then_it_waits_and_assigns_both_families(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _dual_stack_with_real_dad(world, pod_netns, world.v6(0x210), dad_transmits=3)
+
+    finished = run_init(manager_env(world, imds, pod_netns, PIM_INTERFACES="net1", PIM_WAIT_SECONDS="20"))
+
+    assert finished.exit_code == 0
+    assert world.secondary_ips(world.eni_a) == {"10.0.4.200", world.v6(0x210)}
+    assert any("tentative" in " ".join(r.get("missing", [])) for r in finished.log.records())
+
+
+def test_given_ipv6_still_in_dad_when_the_bound_passes_then_exit_3_names_the_interface_and_the_tentative_address(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _dual_stack_with_real_dad(world, pod_netns, world.v6(0x211), dad_transmits=200)  # ~20 s of DAD
+
+    finished = run_init(manager_env(world, imds, pod_netns, PIM_WAIT_SECONDS="0.3"))
+
+    assert finished.exit_code == 3
+    message = finished.error()["message"]
+    assert "interface net1 has tentative address(es)" in message
+    assert world.v6(0x211) in message
+    assert world.secondary_ips(world.eni_a) == set()  # not even the IPv4: nothing on partial readiness

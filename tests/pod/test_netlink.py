@@ -73,6 +73,7 @@ def test_given_an_ipv6_address_in_duplicate_address_detection_then_it_is_not_usa
     addresses, _ = watcher
     net1 = next(i for i in addresses.interfaces() if i.name == "net1")
     assert IPv6Address("2600:1f14::300") not in net1.addresses
+    assert IPv6Address("2600:1f14::300") in net1.tentative  # reported, so init waits for it
 
 
 def test_given_a_waiting_watcher_when_the_stopper_fires_from_another_thread_then_wait_returns(

@@ -235,3 +235,17 @@ def test_property_applying_the_plan_leaves_every_address_on_its_eni_and_releasin
         for address in action.addresses:
             assert state.pop(address) == action.eni_id
     assert not any(state.get(b.address) == "eni-a" for b in bindings)
+
+
+def test_given_an_interface_with_a_tentative_ipv6_then_it_is_not_ready_and_the_address_is_named() -> None:
+    net1 = PodInterface("net1", 3, "aa", (IPv4Address("10.0.4.200"),), (IPv6Address("2600:1f14:0:4::200"),))
+    expected = (
+        "interface net1 has tentative address(es) 2600:1f14:0:4::200 (IPv6 duplicate address detection not done)",
+    )
+    assert missing_interfaces((net1,), expected_names=("net1",), expected_count=1) == expected
+    assert missing_interfaces((net1,), expected_names=(), expected_count=1)[-1] == expected[0]
+
+
+def test_given_only_a_tentative_link_local_address_then_it_does_not_hold_the_interface_back() -> None:
+    net1 = PodInterface("net1", 3, "aa", (IPv4Address("10.0.4.200"),), (IPv6Address("fe80::1"),))
+    assert missing_interfaces(multus_interfaces((net1,), primary="eth0"), expected_names=(), expected_count=1) == ()
