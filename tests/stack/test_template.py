@@ -281,3 +281,11 @@ def test_given_a_rule_when_walking_its_expressions_then_only_rule_functions_and_
     parameters = set(template()["Parameters"])
     refs = {argument for name, argument in functions if name == "Ref"}
     assert refs <= parameters, f"{where} refers to {sorted(refs - parameters)}, which are not parameters"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_given_a_pod_reservation_when_reading_its_rule_then_its_subnet_must_be_a_multus_subnet(n: int) -> None:
+    rule = template()["Rules"][f"PodReservation{n}NeedsASubnet"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": f"PodReservation{n}Cidr"}, ""]}]}
+    asserts = [assertion["Assert"] for assertion in rule["Assertions"]]
+    assert {"Fn::Contains": [{"Ref": "MultusSubnetIds"}, {"Ref": f"PodReservation{n}SubnetId"}]} in asserts
