@@ -76,6 +76,7 @@ def run(settings: Settings) -> int:
                     expected_count=settings.expected_count,
                     wait_seconds=settings.wait_seconds,
                     confirm_seconds=settings.confirm_seconds,
+                    floating_ips=frozenset(settings.floating_ips),
                 ),
                 stopped=stopper.is_set,
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from enum import StrEnum
+from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Self
 from urllib.parse import urlsplit
 
@@ -49,6 +50,7 @@ VARIABLES: dict[str, str] = {
     "PIM_IMDS_TIMEOUT_SECONDS": "seconds from 0.1 to 30; default 2",
     "PIM_REGION": "an AWS region such as eu-west-1; default AWS_REGION, AWS_DEFAULT_REGION, then IMDS",
     "PIM_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR; default INFO",
+    "PIM_FLOATING_IPS": "comma-separated IPv4/IPv6 VIPs that move between pods, never unassigned",
     "PIM_NETNS": "a named network namespace to watch instead of the current one (debugging, tests)",
 }
 
@@ -75,8 +77,9 @@ class Settings(BaseModel):
     region: str | None = Field(None, alias="PIM_REGION", pattern=REGION.pattern)
     log_level: LogLevel = Field(LogLevel.INFO, alias="PIM_LOG_LEVEL")
     netns: str | None = Field(None, alias="PIM_NETNS", pattern=r"^[\w.-]{1,64}$")
+    floating_ips: tuple[IPv4Address | IPv6Address, ...] = Field((), alias="PIM_FLOATING_IPS")
 
-    @field_validator("interfaces", mode="before")
+    @field_validator("interfaces", "floating_ips", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

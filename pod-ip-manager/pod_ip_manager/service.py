@@ -43,6 +43,9 @@ class Options:
     expected_count: int
     wait_seconds: float
     confirm_seconds: float
+    floating_ips: frozenset[IPAddress] = frozenset()
+    """Addresses that move between pods (VIPs): never unassigned, since another pod on this node may hold them
+    on the same ENI now, and this pod cannot see the other pods."""
 
 
 class PodIpManager:
@@ -127,11 +130,13 @@ class PodIpManager:
         if not self.owned:
             return
         bindings = list(self.owned.values())
-        holders = self._ec2.holders([b.address for b in bindings])
-        self._apply(plan_release(bindings, holders))
+        releasable = [b for b in bindings if not self._floating(b)]
+        if releasable:
+            holders = self._ec2.holders([b.address for b in releasable])
+            self._apply(plan_release(releasable, holders))
         for binding in bindings:
             del self.owned[binding.address]
-        log.info("released", extra={"addresses": [str(b.address) for b in bindings]})
+        log.info("released", extra={"addresses": [str(b.address) for b in releasable]})
 
     # --- steps -------------------------------------------------------------------------------------------
 
@@ -142,7 +147,19 @@ class PodIpManager:
             raise UnroutableAddress([str(refusal) for refusal in refusals])
         self._assign(bindings)
 
+    def _floating(self, binding: Binding) -> bool:
+        if binding.address not in self._options.floating_ips:
+            return False
+        log.info(
+            "floating IP left on the ENI (another pod on this node may hold it now)",
+            extra={"address": str(binding.address), "eni": binding.eni_id},
+        )
+        return True
+
     def _removed(self, binding: Binding) -> None:
+        if self._floating(binding):
+            del self.owned[binding.address]
+            return
         holders = self._ec2.holders([binding.address])
         actions = plan_release([binding], holders)
         self._apply(actions)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
@@ -29,6 +30,11 @@ def test_given_interface_names_when_loading_then_they_are_split_and_counted() ->
     assert settings.expected_count == 2
 
 
+def test_given_floating_ips_when_loading_then_both_families_are_parsed() -> None:
+    settings = load_settings({"PIM_FLOATING_IPS": " 10.0.4.250, 2600:1f14::250 "}, "sidecar")
+    assert settings.floating_ips == (IPv4Address("10.0.4.250"), IPv6Address("2600:1f14::250"))
+
+
 def test_given_no_pim_region_when_aws_region_is_set_then_it_is_used() -> None:
     assert load_settings({"AWS_REGION": "eu-west-1"}, "init").region == "eu-west-1"
 
@@ -50,6 +56,7 @@ def test_given_no_pim_region_when_aws_region_is_set_then_it_is_used() -> None:
         ({"PIM_RETRY_MAX_SECONDS": "0.01"}, "init", "PIM_RETRY_MAX_SECONDS", "below PIM_RETRY_BASE_SECONDS"),
         ({"PIM_MAX_ATTEMPTS": "0"}, "init", "PIM_MAX_ATTEMPTS", "greater than or equal to 1"),
         ({"PIM_LOG_LEVEL": "chatty"}, "init", "PIM_LOG_LEVEL", "'chatty'"),
+        ({"PIM_FLOATING_IPS": "10.0.4.250,vip"}, "sidecar", "PIM_FLOATING_IPS", "'10.0.4.250,vip'"),
         ({"AWS_REGION": "moon-base"}, "init", "AWS_REGION", "'moon-base'"),
     ],
 )

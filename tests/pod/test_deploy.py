@@ -78,6 +78,17 @@ def test_the_sidecar_is_a_native_sidecar_and_releases_on_exit() -> None:
     assert {"name": "PIM_RELEASE_ON_EXIT", "value": "true"} in manager["env"]
 
 
+def test_the_sidecar_deployment_keeps_replicas_on_separate_nodes_and_never_unassigns_its_vip() -> None:
+    spec = _load("deployment-sidecar.yaml")["spec"]["template"]["spec"]
+    (term,) = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == _load("deployment-sidecar.yaml")["spec"]["selector"]["matchLabels"]
+    env = {item["name"]: item["value"] for item in _manager("deployment-sidecar.yaml")["env"]}
+    keepalived = next(c for c in spec["containers"] if c["name"] == "keepalived")
+    vip = next(item["value"] for item in keepalived["env"] if item["name"] == "VIRTUAL_IP")
+    assert env["PIM_FLOATING_IPS"] == vip.split("/")[0]
+
+
 def test_the_network_attachment_is_ipvlan_on_eth1_with_a_pod_range_at_the_top_of_the_subnet() -> None:
     config = json.loads(_load("network-attachment-definition.yaml")["spec"]["config"])
     assert (config["type"], config["master"]) == ("ipvlan", "eth1")

@@ -134,3 +134,39 @@ def test_given_ec2_fails_while_following_when_an_address_is_added_then_the_sidec
 
     assert finished.exit_code == 5
     assert "UnauthorizedOperation" in finished.error()["message"]
+
+
+def test_given_a_floating_ip_moved_to_another_pod_on_the_same_node_when_it_leaves_this_pod_then_the_eni_keeps_it(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    """Both pods' ipvlan links share this node's ENI: the new holder needs the VIP on that very ENI, so the old
+    holder's sidecar must not unassign it (neither when it leaves the pod nor on release at SIGTERM)."""
+    _pod_with_net1(world, pod_netns)
+    pod_netns.add_address("net1", "10.0.4.250/32")
+
+    def vip_moves_to_a_pod_on_the_same_node(log: LogStream) -> None:
+        assert "10.0.4.250" in world.secondary_ips(world.eni_a)
+        # keepalived in the other pod (same node, same ENI) took the VIP; it still needs it on eni_a
+        pod_netns.del_address("net1", "10.0.4.250/32")
+        log.wait_for(lambda r: r["message"].startswith("floating IP left on the ENI"))
+        assert "10.0.4.250" in world.secondary_ips(world.eni_a)
+
+    finished = run_sidecar(
+        manager_env(world, imds, pod_netns, PIM_FLOATING_IPS="10.0.4.250"), vip_moves_to_a_pod_on_the_same_node
+    )
+
+    assert finished.exit_code == 0
+    assert world.secondary_ips(world.eni_a) == {"10.0.4.250"}  # 10.0.4.200 released, the VIP kept
+    assert all("10.0.4.250" not in str(c.params) for c in world.aws.calls_to("ec2", "UnassignPrivateIpAddresses"))
+
+
+def test_given_a_floating_ip_held_at_sigterm_when_releasing_then_it_stays_on_the_eni(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+    pod_netns.add_address("net1", "10.0.4.250/32")
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns, PIM_FLOATING_IPS="10.0.4.250"), lambda _log: None)
+
+    assert finished.exit_code == 0
+    assert world.secondary_ips(world.eni_a) == {"10.0.4.250"}
