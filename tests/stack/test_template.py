@@ -72,6 +72,17 @@ def test_given_the_hooks_when_reading_dependencies_then_they_go_before_what_serv
     assert set(as_list(resource(name)["DependsOn"])) >= SERVING_RESOURCES
 
 
+def test_given_the_node_group_when_reading_dependencies_then_it_waits_for_the_access_entry_if_any() -> None:
+    # DependsOn cannot name NodeAccessEntry (its condition may be false while the group exists): a handle does.
+    assert "NodeAccessReady" in as_list(resource("NodeGroup")["DependsOn"])
+    handle = resource("NodeAccessReady")
+    assert handle["Type"] == "AWS::CloudFormation::WaitConditionHandle"
+    assert handle["Condition"] == resource("NodeGroup")["Condition"]
+    assert handle["Metadata"]["AccessEntry"] == {
+        "Fn::If": [resource("NodeAccessEntry")["Condition"], {"Ref": "NodeAccessEntry"}, {"Ref": "AWS::NoValue"}]
+    }
+
+
 def test_given_the_rule_when_reading_its_pattern_then_source_both_lifecycle_types_and_the_group() -> None:
     pattern = resource("LifecycleEventRule")["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.autoscaling"]
