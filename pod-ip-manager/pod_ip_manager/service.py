@@ -104,8 +104,10 @@ class PodIpManager:
     # --- sidecar -----------------------------------------------------------------------------------------
 
     def handle(self, events: Iterable[AddressEvent]) -> None:
-        """Apply a batch of netlink notifications, in order."""
+        """Apply a batch of netlink notifications, in order. A LINK event (a link changed, or the kernel dropped
+        notifications: ENOBUFS) ends the batch with a full resync, since individual events may be missing."""
         interfaces: dict[int, PodInterface] | None = None
+        resync = False
         for event in events:
             match event.kind:
                 case EventKind.ADDED:
@@ -122,8 +124,39 @@ class PodIpManager:
                         self._removed(self.owned[event.address])
                 case EventKind.LINK:
                     interfaces = None
+                    resync = True
                 case _:
                     assert_never(event.kind)
+        if resync:
+            self.resync()
+
+    def resync(self) -> None:
+        """Re-read the pod's interfaces and reconcile with ``owned``: assign addresses this pod has but does not
+        own yet, unassign owned ones that vanished (as ``REMOVED`` would: floating IPs stay). Tentative
+        addresses count as present (not vanished) but are assigned only once usable."""
+        interfaces = multus_interfaces(self._pod.interfaces(), self._options.primary_interface)
+        present = {a for i in interfaces for a in (*i.addresses, *i.tentative)}
+        vanished = [binding for address, binding in self.owned.items() if address not in present]
+        for binding in vanished:
+            self._removed(binding)
+        new = [
+            PodInterface(i.name, i.index, i.mac, tuple(a for a in i.addresses if a not in self.owned))
+            for i in interfaces
+        ]
+        new = [i for i in new if i.addresses]
+        if new:
+            bindings, refusals = bind_all(new, self._metadata.enis())
+            if refusals:
+                raise UnroutableAddress([str(refusal) for refusal in refusals])
+            self._assign(bindings)
+        if vanished or new:
+            log.info(
+                "resynced after missed notifications",
+                extra={
+                    "vanished": [str(b.address) for b in vanished],
+                    "added": [str(a) for i in new for a in i.addresses],
+                },
+            )
 
     def release(self) -> None:
         """Unassign every owned address that its ENI still holds (a floating IP taken over elsewhere stays)."""
