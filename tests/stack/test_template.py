@@ -83,6 +83,28 @@ def test_given_the_node_group_when_reading_dependencies_then_it_waits_for_the_ac
     }
 
 
+def test_given_the_node_group_when_reading_its_size_then_desired_capacity_only_when_given() -> None:
+    # A DesiredCapacity in the template is applied again by every update of the group (fights cluster-autoscaler).
+    properties = resource("NodeGroup")["Properties"]
+    assert properties["DesiredCapacity"] == {
+        "Fn::If": ["HasDesiredCapacity", {"Ref": "NodeGroupDesiredCapacity"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert template()["Conditions"]["HasDesiredCapacity"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "NodeGroupDesiredCapacity"}, ""]}]
+    }
+    assert template()["Parameters"]["NodeGroupDesiredCapacity"]["Default"] == ""
+
+
+def test_given_the_rolling_update_when_reading_it_then_min_in_service_is_its_own_parameter_defaulting_to_0() -> None:
+    # MinInstancesInService must be below MaxSize: NodeGroupMinSize would break a fixed-size group (Min = Max).
+    rolling = resource("NodeGroup")["UpdatePolicy"]["AutoScalingRollingUpdate"]
+    assert rolling["MinInstancesInService"] == {"Ref": "NodeGroupMinInstancesInService"}
+    assert rolling["MaxBatchSize"] == 1
+    parameter = template()["Parameters"]["NodeGroupMinInstancesInService"]
+    assert parameter["Default"] == 0
+    assert parameter["Default"] < template()["Parameters"]["NodeGroupMaxSize"]["MinValue"]
+
+
 def test_given_the_rule_when_reading_its_pattern_then_source_both_lifecycle_types_and_the_group() -> None:
     pattern = resource("LifecycleEventRule")["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.autoscaling"]
