@@ -2,7 +2,8 @@
 
 Settings are read once; adapters are built once here (never at import time); then one run. The exit status
 tells what happened: 0 done (or stopped cleanly), 2 configuration, 3 interfaces missing, 4 address not
-mappable to an ENI, 5 AWS error, 6 IMDS error, 7 assignment not visible in time, 1 anything unexpected.
+mappable to an ENI, 5 AWS error, 6 IMDS error, 7 assignment not visible in time, 8 address held by a primary
+or untagged ENI (refused), 1 anything unexpected.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pod_ip_manager.errors import AwsError, Throttled
-from pod_ip_manager.model import IPAddress
+from pod_ip_manager.model import HolderEni, IPAddress
 from pod_ip_manager.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ IAM_ACTIONS = frozenset(
         "ec2:DescribeNetworkInterfaces",
     }
 )
+
+#: The tag on our Multus ENIs (the VPC CNI leaves them alone); the IAM policy requires it too.
+NO_MANAGE_TAG = "node.k8s.amazonaws.com/no_manage"
 
 #: Error codes that mean "slow down" (EC2 and the generic one); HTTP 503 counts too.
 THROTTLING_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
@@ -63,10 +66,13 @@ class Ec2:
         self._rng = rng or random.Random()  # noqa: S311 - backoff jitter, not cryptography
 
     def holders(self, addresses: Collection[IPAddress]) -> dict[IPAddress, str]:
+        return {address: holder.eni_id for address, holder in self.holder_enis(addresses).items()}
+
+    def holder_enis(self, addresses: Collection[IPAddress]) -> dict[IPAddress, HolderEni]:
         wanted = set(addresses)
         v4 = sorted(str(a) for a in wanted if isinstance(a, IPv4Address))
         v6 = sorted(str(a) for a in wanted if isinstance(a, IPv6Address))
-        found: dict[IPAddress, str] = {}
+        found: dict[IPAddress, HolderEni] = {}
         for name, values in (("addresses.private-ip-address", v4), ("ipv6-addresses.ipv6-address", v6)):
             if values:
                 found.update(self._held(wanted, [{"Name": name, "Values": values}]))
@@ -106,17 +112,23 @@ class Ec2:
 
     # --- helpers -----------------------------------------------------------------------------------------
 
-    def _held(self, wanted: set[IPAddress], filters: list[FilterTypeDef]) -> dict[IPAddress, str]:
-        def describe() -> dict[IPAddress, str]:
-            found: dict[IPAddress, str] = {}
+    def _held(self, wanted: set[IPAddress], filters: list[FilterTypeDef]) -> dict[IPAddress, HolderEni]:
+        def describe() -> dict[IPAddress, HolderEni]:
+            found: dict[IPAddress, HolderEni] = {}
             for page in self._client.get_paginator("describe_network_interfaces").paginate(Filters=filters):
                 for eni in page.get("NetworkInterfaces", []):
-                    eni_id = eni.get("NetworkInterfaceId", "")
+                    attachment = eni.get("Attachment", {})
+                    tags = {tag.get("Key"): tag.get("Value") for tag in eni.get("TagSet", [])}
+                    holder = HolderEni(
+                        eni_id=eni.get("NetworkInterfaceId", ""),
+                        device_index=attachment.get("DeviceIndex") if "DeviceIndex" in attachment else None,
+                        no_manage=tags.get(NO_MANAGE_TAG) == "true",
+                    )
                     held = [item.get("PrivateIpAddress", "") for item in eni.get("PrivateIpAddresses", [])]
                     held += [item.get("Ipv6Address", "") for item in eni.get("Ipv6Addresses", [])]
                     for text in held:
                         if text and ip_address(text) in wanted:
-                            found[ip_address(text)] = eni_id
+                            found[ip_address(text)] = holder
             return found
 
         return self._call("DescribeNetworkInterfaces", describe)

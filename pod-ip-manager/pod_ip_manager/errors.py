@@ -77,6 +77,17 @@ class AssignmentNotVisible(PodIpManagerError):
         super().__init__(f"not visible in instance metadata after {waited_seconds:g}s: {', '.join(self.pending)}")
 
 
+class ProtectedHolder(PodIpManagerError):
+    """An address this pod needs is held by an ENI we never take addresses from: an instance's primary ENI
+    (device index 0) or an ENI without the ``node.k8s.amazonaws.com/no_manage=true`` tag (the VPC CNI's)."""
+
+    exit_code = 8
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        self.reasons = tuple(reasons)
+        super().__init__("refusing to take addresses from a protected ENI: " + "; ".join(self.reasons))
+
+
 class Stopped(PodIpManagerError):
     """SIGTERM arrived before the interfaces were ready: nothing was assigned, so stopping is a success."""
 

@@ -48,6 +48,17 @@ class Eni:
         return address in self.ipv4s if isinstance(address, IPv4Address) else address in self.ipv6s
 
 
+@dataclass(frozen=True, slots=True)
+class HolderEni:
+    """The ENI holding an address now, as ``DescribeNetworkInterfaces`` shows it (any instance's)."""
+
+    eni_id: str
+    device_index: int | None
+    """Its attachment's device index (0: an instance's primary ENI); ``None`` when detached."""
+    no_manage: bool
+    """Tagged ``node.k8s.amazonaws.com/no_manage=true``: a Multus ENI, not one the VPC CNI manages."""
+
+
 class MatchedBy(StrEnum):
     MAC = "mac"
     SUBNET = "subnet"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import TypeVar
 
-from pod_ip_manager.model import Binding, Eni, IPAddress, MatchedBy, PodInterface
+from pod_ip_manager.model import Binding, Eni, HolderEni, IPAddress, MatchedBy, PodInterface
 
 LOOPBACK_INTERFACE = "lo"
 
@@ -203,6 +203,23 @@ def plan_release(bindings: Iterable[Binding], holders: Mapping[IPAddress, str]) 
         *(UnassignIpv4(eni_id, addresses) for eni_id, addresses in v4.items()),
         *(UnassignIpv6(eni_id, addresses) for eni_id, addresses in v6.items()),
     )
+
+
+def protected_holders(bindings: Iterable[Binding], holders: Mapping[IPAddress, HolderEni]) -> tuple[str, ...]:
+    """Why some addresses must not be taken from their current holder: assigning them elsewhere would move an
+    IPv4 (``AllowReassignment``) or unassign an IPv6 from an instance's primary ENI or an ENI that is not ours
+    (not tagged ``no_manage=true``: the VPC CNI's, whose pods would lose their address)."""
+    reasons: list[str] = []
+    for binding in bindings:
+        holder = holders.get(binding.address)
+        if holder is None or holder.eni_id == binding.eni_id:
+            continue
+        if holder.device_index == 0:
+            reasons.append(f"{binding.address} is held by {holder.eni_id}, an instance's primary ENI (device index 0)")
+        elif not holder.no_manage:
+            tag = "node.k8s.amazonaws.com/no_manage=true"
+            reasons.append(f"{binding.address} is held by {holder.eni_id}, which is not tagged {tag}")
+    return tuple(reasons)
 
 
 def not_yet_visible(bindings: Iterable[Binding], enis: Sequence[Eni]) -> tuple[Binding, ...]:

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
-from pod_ip_manager.model import AddressEvent, Eni, IPAddress, PodInterface
+from pod_ip_manager.model import AddressEvent, Eni, HolderEni, IPAddress, PodInterface
 
 
 class Ec2Addresses(Protocol):
@@ -15,6 +15,10 @@ class Ec2Addresses(Protocol):
 
     def holders(self, addresses: Collection[IPAddress]) -> dict[IPAddress, str]:
         """The ENI id holding each address now, for those held by any ENI."""
+        ...
+
+    def holder_enis(self, addresses: Collection[IPAddress]) -> dict[IPAddress, HolderEni]:
+        """Like ``holders``, with the holder's device index and whether it is tagged ``no_manage=true``."""
         ...
 
     def assign_ipv4(self, eni_id: str, addresses: Sequence[IPv4Address]) -> None:

@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import assert_never
 
-from pod_ip_manager.errors import AssignmentNotVisible, AwsError, InterfacesMissing, Stopped, UnroutableAddress
+from pod_ip_manager.errors import (
+    AssignmentNotVisible,
+    AwsError,
+    InterfacesMissing,
+    ProtectedHolder,
+    Stopped,
+    UnroutableAddress,
+)
 from pod_ip_manager.model import AddressEvent, Binding, EventKind, IPAddress, PodInterface
 from pod_ip_manager.planning import (
     Action,
@@ -26,6 +33,7 @@ from pod_ip_manager.planning import (
     not_yet_visible,
     plan_assignments,
     plan_release,
+    protected_holders,
     usable,
 )
 from pod_ip_manager.ports import Ec2Addresses, InstanceMetadata, PodAddresses
@@ -206,7 +214,11 @@ class PodIpManager:
             )
 
     def _assign(self, bindings: Sequence[Binding]) -> None:
-        holders = self._ec2.holders([b.address for b in bindings])
+        details = self._ec2.holder_enis([b.address for b in bindings])
+        protected = protected_holders(bindings, details)
+        if protected:
+            raise ProtectedHolder(protected)
+        holders = {address: holder.eni_id for address, holder in details.items()}
         for binding in bindings:
             holder = holders.get(binding.address)
             if holder is not None and holder != binding.eni_id:

@@ -119,6 +119,8 @@ class World:
     other_eni: str
     ipv6_a: str
     """The IPv6 /64 of the 10.0.4.0/24 subnet."""
+    subnet_a: str = ""
+    """The subnet id of 10.0.4.0/24."""
 
     def secondary_ips(self, eni_id: str) -> set[str]:
         eni = self.ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"][0]
@@ -172,7 +174,7 @@ def _build_world(aws: LocalAWS) -> World:
     eni_b, mac_b = multus_eni(subnet_b, instance_id, 2)
     other_instance, _ = instance()
     other_eni, _ = multus_eni(subnet_a, other_instance, 1)
-    return World(aws, ec2, instance_id, primary_eni, eni_a, mac_a, eni_b, mac_b, other_eni, ipv6_a)
+    return World(aws, ec2, instance_id, primary_eni, eni_a, mac_a, eni_b, mac_b, other_eni, ipv6_a, subnet_a)
 
 
 @pytest.fixture

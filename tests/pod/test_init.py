@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from localaws.imds import LocalImds
 from tests.pod.conftest import LogStream, PodNetns, World, ip, manager_env, run_init
 
@@ -243,3 +245,42 @@ def test_given_ipv6_still_in_dad_when_the_bound_passes_then_exit_3_names_the_int
     assert "interface net1 has tentative address(es)" in message
     assert world.v6(0x211) in message
     assert world.secondary_ips(world.eni_a) == set()  # not even the IPv4: nothing on partial readiness
+
+
+def _protected_holder(world: World, *, primary: bool) -> str:
+    """An ENI in the Multus subnet 10.0.4.0/24 we must never take from: a (third) instance's primary ENI, or an
+    untagged secondary ENI (what the VPC CNI attaches for its pods)."""
+    created = world.ec2.run_instances(
+        ImageId="ami-12c6146b", InstanceType="m5.large", MinCount=1, MaxCount=1, SubnetId=world.subnet_a
+    )["Instances"][0]
+    if primary:
+        return str(created["NetworkInterfaces"][0]["NetworkInterfaceId"])
+    eni = world.ec2.create_network_interface(SubnetId=world.subnet_a)["NetworkInterface"]["NetworkInterfaceId"]
+    world.ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=created["InstanceId"], DeviceIndex=1)
+    return str(eni)
+
+
+@pytest.mark.parametrize("primary", [True, False], ids=["primary-eni", "untagged-eni"])
+@pytest.mark.parametrize("family", [4, 6])
+def test_given_an_address_held_by_a_primary_or_untagged_eni_when_init_runs_then_exit_8_and_nothing_moves(
+    world: World, imds: LocalImds, pod_netns: PodNetns, primary: bool, family: int
+) -> None:
+    reason = "primary ENI (device index 0)" if primary else "not tagged node.k8s.amazonaws.com/no_manage=true"
+    holder = _protected_holder(world, primary=primary)
+    address = "10.0.4.77" if family == 4 else world.v6(0x77)
+    if family == 4:
+        world.ec2.assign_private_ip_addresses(NetworkInterfaceId=holder, PrivateIpAddresses=[address])
+    else:
+        world.ec2.assign_ipv6_addresses(NetworkInterfaceId=holder, Ipv6Addresses=[address])
+    pod_netns.add_multus("net1", world.mac_a)
+    pod_netns.add_address("net1", f"{address}/{24 if family == 4 else 64}")
+    world.aws.clear_calls()
+
+    finished = run_init(manager_env(world, imds, pod_netns))
+
+    assert finished.exit_code == 8
+    message = finished.error()["message"]
+    assert f"{address} is held by {holder}" in message
+    assert reason in message
+    assert address in world.secondary_ips(holder)
+    assert [c.operation for c in world.aws.calls if c.operation.startswith(("Assign", "Unassign"))] == []
