@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import assert_never
 
 from pod_ip_manager import logs
@@ -65,6 +66,8 @@ def run(settings: Settings) -> int:
     policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
     ec2 = Ec2(ec2_client(region), policy)
     stopper = Stopper()
+    ready = ReadyFile(settings.ready_file)
+    ready.clear()  # an emptyDir outlives a restarted container: a stale file would pass the startupProbe at once
     try:
         with _stop_on_signals(stopper, settings.mode), NetlinkAddresses(stopper=stopper, netns=settings.netns) as pod:
             manager = PodIpManager(
@@ -85,22 +88,24 @@ def run(settings: Settings) -> int:
             match settings.mode:
                 case Mode.INIT:
                     bindings = manager.sync(manager.wait_for_interfaces())
+                    ready.mark()
                     log.info("done", extra={"addresses": [str(b.address) for b in bindings]})
                     return 0
                 case Mode.SIDECAR:
-                    return _sidecar(manager, pod, stopper, release=settings.release_on_exit)
+                    return _sidecar(manager, pod, stopper, ready, release=settings.release_on_exit)
                 case _:
                     assert_never(settings.mode)
     finally:
         stopper.close()
 
 
-def _sidecar(manager: PodIpManager, pod: NetlinkAddresses, stopper: Stopper, *, release: bool) -> int:
+def _sidecar(manager: PodIpManager, pod: NetlinkAddresses, stopper: Stopper, ready: ReadyFile, *, release: bool) -> int:
     try:
         manager.sync(manager.wait_for_interfaces())
     except Stopped:
         log.info("stopped before the interfaces were ready; nothing to release")
         return 0
+    ready.mark()
     log.info("following address changes", extra={"owned": [str(a) for a in manager.owned]})
     while not stopper.is_set():
         manager.handle(pod.wait(None))
@@ -110,6 +115,23 @@ def _sidecar(manager: PodIpManager, pod: NetlinkAddresses, stopper: Stopper, *, 
     else:
         log.info("stopping: PIM_RELEASE_ON_EXIT=false, addresses stay assigned")
     return 0
+
+
+class ReadyFile:
+    """``PIM_READY_FILE``: absent until the first assignment is confirmed, then present (a startupProbe checks
+    it, so a native sidecar holds the app back until its addresses are routable)."""
+
+    def __init__(self, path: str | None) -> None:
+        self._path = Path(path) if path else None
+
+    def clear(self) -> None:
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+
+    def mark(self) -> None:
+        if self._path is not None:
+            self._path.write_text("ready\n")
+            log.info("ready file written", extra={"path": str(self._path)})
 
 
 @contextmanager

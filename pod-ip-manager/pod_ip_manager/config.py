@@ -51,6 +51,7 @@ VARIABLES: dict[str, str] = {
     "PIM_REGION": "an AWS region such as eu-west-1; default AWS_REGION, AWS_DEFAULT_REGION, then IMDS",
     "PIM_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR; default INFO",
     "PIM_FLOATING_IPS": "comma-separated IPv4/IPv6 VIPs that move between pods, never unassigned",
+    "PIM_READY_FILE": "an absolute file path (on a writable emptyDir), written after the first assignment",
     "PIM_NETNS": "a named network namespace to watch instead of the current one (debugging, tests)",
 }
 
@@ -77,6 +78,7 @@ class Settings(BaseModel):
     region: str | None = Field(None, alias="PIM_REGION", pattern=REGION.pattern)
     log_level: LogLevel = Field(LogLevel.INFO, alias="PIM_LOG_LEVEL")
     netns: str | None = Field(None, alias="PIM_NETNS", pattern=r"^[\w.-]{1,64}$")
+    ready_file: str | None = Field(None, alias="PIM_READY_FILE", pattern=r"^/.*[^/]$")
     floating_ips: tuple[IPv4Address | IPv6Address, ...] = Field((), alias="PIM_FLOATING_IPS")
 
     @field_validator("interfaces", "floating_ips", mode="before")

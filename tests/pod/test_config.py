@@ -56,6 +56,7 @@ def test_given_no_pim_region_when_aws_region_is_set_then_it_is_used() -> None:
         ({"PIM_RETRY_MAX_SECONDS": "0.01"}, "init", "PIM_RETRY_MAX_SECONDS", "below PIM_RETRY_BASE_SECONDS"),
         ({"PIM_MAX_ATTEMPTS": "0"}, "init", "PIM_MAX_ATTEMPTS", "greater than or equal to 1"),
         ({"PIM_LOG_LEVEL": "chatty"}, "init", "PIM_LOG_LEVEL", "'chatty'"),
+        ({"PIM_READY_FILE": "run/ready"}, "sidecar", "PIM_READY_FILE", "'run/ready'"),
         ({"PIM_FLOATING_IPS": "10.0.4.250,vip"}, "sidecar", "PIM_FLOATING_IPS", "'10.0.4.250,vip'"),
         ({"AWS_REGION": "moon-base"}, "init", "AWS_REGION", "'moon-base'"),
     ],

@@ -89,6 +89,18 @@ def test_the_sidecar_deployment_keeps_replicas_on_separate_nodes_and_never_unass
     assert env["PIM_FLOATING_IPS"] == vip.split("/")[0]
 
 
+def test_the_sidecar_has_a_startup_probe_on_its_ready_file_in_an_emptydir_and_memory_for_its_measured_rss() -> None:
+    spec = _load("deployment-sidecar.yaml")["spec"]["template"]["spec"]
+    manager = _manager("deployment-sidecar.yaml")
+    ready = {item["name"]: item["value"] for item in manager["env"]}["PIM_READY_FILE"]
+    assert manager["startupProbe"]["exec"]["command"] == ["test", "-f", ready]
+    (mount,) = [m for m in manager["volumeMounts"] if ready.startswith(m["mountPath"] + "/")]
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    assert "emptyDir" in volume
+    assert manager["resources"]["requests"]["memory"] == "96Mi"
+    assert manager["resources"]["limits"]["memory"] == "160Mi"
+
+
 def test_the_network_attachment_is_ipvlan_on_eth1_with_a_pod_range_at_the_top_of_the_subnet() -> None:
     config = json.loads(_load("network-attachment-definition.yaml")["spec"]["config"])
     assert (config["type"], config["master"]) == ("ipvlan", "eth1")

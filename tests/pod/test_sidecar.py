@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from localaws.imds import LocalImds
-from tests.pod.conftest import LogStream, PodNetns, World, manager_env, run_sidecar, wait_until
+from tests.pod.conftest import LogStream, PodNetns, World, manager_env, run_init, run_sidecar, wait_until
 
 
 def _pod_with_net1(world: World, pod_netns: PodNetns) -> None:
@@ -170,3 +172,32 @@ def test_given_a_floating_ip_held_at_sigterm_when_releasing_then_it_stays_on_the
 
     assert finished.exit_code == 0
     assert world.secondary_ips(world.eni_a) == {"10.0.4.250"}
+
+
+def test_given_a_ready_file_path_when_the_first_assignment_is_confirmed_then_the_file_appears(
+    world: World, imds: LocalImds, pod_netns: PodNetns, tmp_path: Path
+) -> None:
+    _pod_with_net1(world, pod_netns)
+    ready = tmp_path / "ready"
+    ready.write_text("stale from the previous container\n")
+    seen: list[bool] = []
+
+    def check(_log: LogStream) -> None:
+        seen.append(ready.is_file() and ready.read_text() == "ready\n")
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns, PIM_READY_FILE=str(ready)), check)
+
+    assert finished.exit_code == 0
+    assert seen == [True]
+
+
+def test_given_a_stale_ready_file_when_the_interfaces_never_come_then_it_is_removed(
+    world: World, imds: LocalImds, pod_netns: PodNetns, tmp_path: Path
+) -> None:
+    ready = tmp_path / "ready"
+    ready.write_text("ready\n")
+
+    finished = run_init(manager_env(world, imds, pod_netns, PIM_READY_FILE=str(ready), PIM_WAIT_SECONDS="0.2"))
+
+    assert finished.exit_code == 3
+    assert not ready.exists()
