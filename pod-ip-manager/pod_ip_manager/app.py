@@ -81,6 +81,7 @@ def run(settings: Settings) -> int:
                     wait_seconds=settings.wait_seconds,
                     confirm_seconds=settings.confirm_seconds,
                     floating_ips=frozenset(settings.floating_ips),
+                    move_retry=policy,
                 ),
                 stopped=stopper.is_set,
             )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pod_ip_manager.errors import Throttled
+from pod_ip_manager.errors import AwsError, Throttled
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,17 +33,32 @@ def delays(policy: RetryPolicy, rng: random.Random) -> Iterator[float]:
         yield rng.uniform(0.0, min(policy.max_seconds, policy.base_seconds * 2**attempt))
 
 
+def throttled(error: AwsError) -> bool:
+    return isinstance(error, Throttled)
+
+
 def call_with_retry(
-    fn: Callable[[], T], policy: RetryPolicy, *, sleep: Callable[[float], None], rng: random.Random
+    fn: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    sleep: Callable[[float], None],
+    rng: random.Random,
+    retryable: Callable[[AwsError], bool] = throttled,
 ) -> T:
-    """Call ``fn``; on ``Throttled`` sleep and try again, at most ``policy.max_attempts`` times in all."""
+    """Call ``fn``; on an ``AwsError`` that is ``retryable`` (by default: ``Throttled``) sleep and try again,
+    at most ``policy.max_attempts`` times in all."""
     schedule = delays(policy, rng)
     while True:
         try:
             return fn()
-        except Throttled as error:
+        except AwsError as error:
+            if not retryable(error):
+                raise
             delay = next(schedule, None)
             if delay is None:
                 raise
-            log.warning("throttled, retrying", extra={"operation": error.operation, "delay_seconds": round(delay, 3)})
+            log.warning(
+                "retrying",
+                extra={"operation": error.operation, "code": error.code, "delay_seconds": round(delay, 3)},
+            )
             sleep(delay)

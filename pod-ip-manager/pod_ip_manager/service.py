@@ -7,9 +7,11 @@ errors: nothing here logs-and-continues.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv6Address
 from typing import assert_never
 
 from pod_ip_manager.errors import (
@@ -37,8 +39,13 @@ from pod_ip_manager.planning import (
     usable,
 )
 from pod_ip_manager.ports import Ec2Addresses, InstanceMetadata, PodAddresses
+from pod_ip_manager.retry import RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
+
+#: EC2's answer to assigning an address another ENI holds (for IPv6: until the holder's unassign took effect).
+IN_USE = "InvalidIPAddress.InUse"
+DEFAULT_MOVE_RETRY = RetryPolicy(max_attempts=6, base_seconds=0.2, max_seconds=5.0)
 
 #: How often IMDS is read while waiting for an assignment to show (remapping is asynchronous).
 CONFIRM_INTERVAL_SECONDS = 0.25
@@ -51,6 +58,9 @@ class Options:
     expected_count: int
     wait_seconds: float
     confirm_seconds: float
+    move_retry: RetryPolicy = DEFAULT_MOVE_RETRY
+    """Bound and backoff for ``AssignIpv6Addresses`` answering ``InvalidIPAddress.InUse`` right after we
+    unassigned the address from its holder (EC2 applies the unassign asynchronously)."""
     floating_ips: frozenset[IPAddress] = frozenset()
     """Addresses that move between pods (VIPs): never unassigned, since another pod on this node may hold them
     on the same ENI now, and this pod cannot see the other pods."""
@@ -69,7 +79,9 @@ class PodIpManager:
         stopped: Callable[[], bool] = lambda: False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
     ) -> None:
+        self._rng = rng or random.Random()  # noqa: S311 - backoff jitter, not cryptography
         self._stopped = stopped
         self._ec2 = ec2
         self._metadata = metadata
@@ -251,17 +263,33 @@ class PodIpManager:
             pending = not_yet_visible(pending, self._metadata.enis())
 
     def _apply(self, actions: Sequence[Action]) -> None:
+        released_v6: set[IPAddress] = set()
         for action in actions:
             log.debug("ec2 call", extra={"action": type(action).__name__, "eni": action.eni_id})
             match action:
                 case AssignIpv4(eni_id, addresses):
                     self._ec2.assign_ipv4(eni_id, addresses)
+                case AssignIpv6(eni_id, addresses) if released_v6.intersection(addresses):
+                    self._assign_moved_ipv6(eni_id, addresses)
                 case AssignIpv6(eni_id, addresses):
                     self._ec2.assign_ipv6(eni_id, addresses)
                 case UnassignIpv4() | UnassignIpv6():
                     self._unassign(action)
+                    if isinstance(action, UnassignIpv6):
+                        released_v6.update(action.addresses)
                 case _:
                     assert_never(action)
+
+    def _assign_moved_ipv6(self, eni_id: str, addresses: Sequence[IPv6Address]) -> None:
+        """Right after the previous holder's unassign, EC2 may still see the address in use (the unassign is
+        applied asynchronously): retry ``InvalidIPAddress.InUse`` with bounded, jittered backoff."""
+        call_with_retry(
+            lambda: self._ec2.assign_ipv6(eni_id, addresses),
+            self._options.move_retry,
+            sleep=self._sleep,
+            rng=self._rng,
+            retryable=lambda error: error.code == IN_USE,
+        )
 
     def _unassign(self, action: UnassignIpv4 | UnassignIpv6) -> None:
         """An unassign can race another node taking the address over; if the ENI no longer holds any of the

@@ -58,3 +58,23 @@ def test_given_another_aws_error_when_calling_then_it_is_not_retried() -> None:
     with pytest.raises(AwsError):
         call_with_retry(fn, POLICY, sleep=lambda _: None, rng=random.Random(1))
     assert calls == 1
+
+
+def test_given_a_retryable_predicate_when_in_use_persists_then_it_is_retried_within_the_bound_only() -> None:
+    calls: list[int] = []
+    slept: list[float] = []
+
+    def in_use() -> str:
+        calls.append(1)
+        raise AwsError("AssignIpv6Addresses", "InvalidIPAddress.InUse", "in use")
+
+    with pytest.raises(AwsError, match="InUse"):
+        call_with_retry(
+            in_use,
+            POLICY,
+            sleep=slept.append,
+            rng=random.Random(1),
+            retryable=lambda error: error.code == "InvalidIPAddress.InUse",
+        )
+    assert len(calls) == POLICY.max_attempts
+    assert len(slept) == POLICY.max_attempts - 1

@@ -201,3 +201,40 @@ def test_given_a_stale_ready_file_when_the_interfaces_never_come_then_it_is_remo
 
     assert finished.exit_code == 3
     assert not ready.exists()
+
+
+def test_given_the_unassign_not_yet_applied_when_the_ipv6_assign_says_in_use_then_it_is_retried_and_succeeds(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+    address = world.v6(0x270)
+    world.ec2.assign_ipv6_addresses(NetworkInterfaceId=world.other_eni, Ipv6Addresses=[address])
+
+    def ipv6_moves_here(log: LogStream) -> None:
+        world.aws.faults.fail("ec2", "AssignIpv6Addresses", code="InvalidIPAddress.InUse", times=1)
+        pod_netns.add_address("net1", f"{address}/128")
+        log.wait_for(lambda r: r["message"] == "assigned" and r["address"] == address)
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns, PIM_RELEASE_ON_EXIT="false"), ipv6_moves_here)
+
+    assert finished.exit_code == 0
+    assert address in world.secondary_ips(world.eni_a)
+    assert [c.outcome for c in world.aws.calls_to("ec2", "AssignIpv6Addresses")][-2:] == [
+        "InvalidIPAddress.InUse",
+        "ok",
+    ]
+
+
+def test_given_no_unassign_before_it_when_an_ipv6_assign_says_in_use_then_the_sidecar_exits_5(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+
+    def add_ipv6(_log: LogStream) -> None:
+        world.aws.faults.fail("ec2", "AssignIpv6Addresses", code="InvalidIPAddress.InUse", times=1)
+        pod_netns.add_address("net1", f"{world.v6(0x271)}/128")
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns), add_ipv6)
+
+    assert finished.exit_code == 5
+    assert "InvalidIPAddress.InUse" in finished.error()["message"]
