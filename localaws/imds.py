@@ -7,6 +7,7 @@ from the local AWS's ENIs: after an ``AssignPrivateIpAddresses``, ``local-ipv4s`
     with LocalAWS() as aws, LocalImds(aws, instance_id) as imds:
         env["PIM_IMDS_ENDPOINT"] = imds.endpoint
 
+``fail(status, times)`` answers the next ``times`` metadata GETs with ``status`` (401: token rejected, 5xx).
 ``stale()`` freezes the address lists as they are (EC2 remaps asynchronously and IMDS shows it late);
 ``requests`` records what was asked.
 """
@@ -48,6 +49,7 @@ class LocalImds:
         self.instance_id = instance_id
         self._tokens: set[str] = set()
         self._frozen: dict[str, dict[str, str]] | None = None
+        self._failures: list[int] = []
         self._lock = threading.Lock()
         self.requests: list[ImdsRequest] = []
         self._server: ThreadingHTTPServer | None = None
@@ -98,6 +100,11 @@ class LocalImds:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def fail(self, status: int, times: int = 1) -> None:
+        """Answer the next ``times`` metadata GETs (not token requests) with ``status``."""
+        with self._lock:
+            self._failures.extend([status] * times)
+
     @contextmanager
     def stale(self) -> Iterator[None]:
         """Serve the address lists as they are now until the block ends (IMDS lagging behind EC2)."""
@@ -133,6 +140,10 @@ class LocalImds:
             authorised = handler.headers.get("X-aws-ec2-metadata-token", "") in self._tokens
         if not authorised:
             return HTTPStatus.UNAUTHORIZED, ""
+        with self._lock:
+            injected = self._failures.pop(0) if self._failures else None
+        if injected is not None:
+            return injected, ""
         value = self._lookup(path.removeprefix("/latest/")) if path.startswith("/latest/") else None
         return (HTTPStatus.NOT_FOUND, "") if value is None else (HTTPStatus.OK, value)
 

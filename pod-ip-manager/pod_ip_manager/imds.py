@@ -6,16 +6,22 @@ else the token PUT times out (the error says so).
 
 from __future__ import annotations
 
+import random
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from http import HTTPStatus
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from pod_ip_manager.errors import MetadataError
 from pod_ip_manager.model import Eni
+from pod_ip_manager.retry import RetryPolicy, delays
 
 TOKEN_TTL_SECONDS = 21600
 _MACS = "meta-data/network/interfaces/macs/"
+#: Between attempts after a 5xx or a connection failure: full jitter over 0.1 s, 0.2 s, ... capped at 1 s.
+BACKOFF = RetryPolicy(max_attempts=3, base_seconds=0.1, max_seconds=1.0)
 
 
 class _NotFound(Exception):
@@ -25,10 +31,22 @@ class _NotFound(Exception):
 class Imds:
     """Reads IMDSv2 at ``endpoint`` (``http://169.254.169.254`` on EC2)."""
 
-    def __init__(self, endpoint: str, *, timeout_seconds: float, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout_seconds: float,
+        attempts: int = 3,
+        backoff: RetryPolicy = BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         self._base = endpoint.rstrip("/") + "/latest/"
         self._timeout = timeout_seconds
         self._attempts = attempts
+        self._backoff = RetryPolicy(attempts, backoff.base_seconds, backoff.max_seconds)
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - backoff jitter, not cryptography
         self._token: str | None = None
 
     # --- the port ----------------------------------------------------------------------------------------
@@ -74,10 +92,13 @@ class Imds:
         except _NotFound:
             raise
         except urllib.error.HTTPError as error:
-            if error.code == HTTPStatus.UNAUTHORIZED:  # token expired or IMDS restarted: one fresh token
-                self._token = None
-                return self._with_token(path)
-            raise MetadataError(f"GET {path}: HTTP {error.code}") from None
+            if error.code != HTTPStatus.UNAUTHORIZED:
+                raise MetadataError(f"GET {path}: HTTP {error.code}") from None
+        self._token = None  # 401: the token expired or IMDS restarted: one fresh token, then give up
+        try:
+            return self._with_token(path)
+        except urllib.error.HTTPError as error:
+            raise MetadataError(f"GET {path}: HTTP {error.code} even with a fresh token") from None
 
     def _with_token(self, path: str) -> str:
         token = self._token or self._fetch_token()
@@ -101,7 +122,10 @@ class Imds:
 
     def _send(self, request: urllib.request.Request, path: str) -> str:
         last: Exception | None = None
-        for _ in range(self._attempts):
+        pauses = delays(self._backoff, self._rng)
+        for attempt in range(self._attempts):
+            if attempt:
+                self._sleep(next(pauses, 0.0))  # 5xx or unreachable: back off (jittered) before trying again
             try:
                 with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
                     body: bytes = response.read()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import urllib.error
 import urllib.request
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
@@ -66,3 +67,27 @@ def test_given_the_region_path_then_the_adapter_reads_the_region(imds: LocalImds
 def test_given_nothing_listening_when_reading_then_metadata_error_mentions_the_hop_limit() -> None:
     with pytest.raises(MetadataError, match="HttpPutResponseHopLimit"):
         Imds("http://127.0.0.1:9", timeout_seconds=0.2, attempts=1).enis()
+
+
+def test_given_401_even_with_a_fresh_token_when_reading_then_it_is_a_metadata_error(imds: LocalImds) -> None:
+    imds.fail(401, times=2)
+    with pytest.raises(MetadataError, match="HTTP 401 even with a fresh token") as caught:
+        Imds(imds.endpoint, timeout_seconds=2).region()
+    assert caught.value.exit_code == 6
+    assert [r.path for r in imds.requests].count("/latest/api/token") == 2
+
+
+def test_given_one_401_when_reading_then_a_fresh_token_is_fetched_and_the_read_succeeds(imds: LocalImds) -> None:
+    imds.fail(401)
+    assert Imds(imds.endpoint, timeout_seconds=2).region() == REGION
+
+
+def test_given_5xx_answers_when_reading_then_it_backs_off_with_jitter_before_each_retry(imds: LocalImds) -> None:
+    imds.fail(503, times=2)
+    slept: list[float] = []
+    metadata = Imds(imds.endpoint, timeout_seconds=2, attempts=3, sleep=slept.append, rng=random.Random(3))
+
+    assert metadata.region() == REGION
+    assert len(slept) == 2
+    assert 0 < slept[0] <= 0.1
+    assert 0 < slept[1] <= 0.2
