@@ -29,8 +29,18 @@ def usable(address: IPAddress) -> bool:
     )
 
 
-def multus_interfaces(interfaces: Iterable[PodInterface], primary: str) -> tuple[PodInterface, ...]:
-    """Every pod interface except the primary one (the VPC CNI's ``eth0``) and loopback, usable addresses only."""
+def manages(name: str, primary: str, only: Sequence[str] = ()) -> bool:
+    """Whether interface ``name`` is ours: the ones in ``only`` (``PIM_INTERFACES``) if given, else every
+    interface except the primary one (the VPC CNI's ``eth0``) and loopback."""
+    if only:
+        return name in only
+    return name not in (primary, LOOPBACK_INTERFACE)
+
+
+def multus_interfaces(
+    interfaces: Iterable[PodInterface], primary: str, only: Sequence[str] = ()
+) -> tuple[PodInterface, ...]:
+    """The managed pod interfaces (see ``manages``), usable addresses only."""
     return tuple(
         PodInterface(
             name=interface.name,
@@ -40,7 +50,7 @@ def multus_interfaces(interfaces: Iterable[PodInterface], primary: str) -> tuple
             tentative=tuple(a for a in interface.tentative if usable(a)),
         )
         for interface in interfaces
-        if interface.name not in (primary, LOOPBACK_INTERFACE)
+        if manages(interface.name, primary, only)
     )
 
 

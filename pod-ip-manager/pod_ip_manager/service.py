@@ -30,6 +30,7 @@ from pod_ip_manager.planning import (
     UnassignIpv4,
     UnassignIpv6,
     bind_all,
+    manages,
     missing_interfaces,
     multus_interfaces,
     not_yet_visible,
@@ -98,7 +99,9 @@ class PodIpManager:
         notifications up to ``wait_seconds``, then raises ``InterfacesMissing`` naming what is missing."""
         deadline = self._clock() + self._options.wait_seconds
         while True:
-            interfaces = multus_interfaces(self._pod.interfaces(), self._options.primary_interface)
+            interfaces = multus_interfaces(
+                self._pod.interfaces(), self._options.primary_interface, self._options.expected_names
+            )
             missing = missing_interfaces(
                 interfaces, expected_names=self._options.expected_names, expected_count=self._options.expected_count
             )
@@ -136,7 +139,9 @@ class PodIpManager:
                     if interfaces is None:
                         interfaces = {i.index: i for i in self._pod.interfaces()}
                     interface = interfaces.get(event.index)
-                    if interface is None or interface.name in (self._options.primary_interface, "lo"):
+                    if interface is None or not manages(
+                        interface.name, self._options.primary_interface, self._options.expected_names
+                    ):
                         continue
                     self._added(interface, event.address)
                 case EventKind.REMOVED:
@@ -154,7 +159,9 @@ class PodIpManager:
         """Re-read the pod's interfaces and reconcile with ``owned``: assign addresses this pod has but does not
         own yet, unassign owned ones that vanished (as ``REMOVED`` would: floating IPs stay). Tentative
         addresses count as present (not vanished) but are assigned only once usable."""
-        interfaces = multus_interfaces(self._pod.interfaces(), self._options.primary_interface)
+        interfaces = multus_interfaces(
+            self._pod.interfaces(), self._options.primary_interface, self._options.expected_names
+        )
         present = {a for i in interfaces for a in (*i.addresses, *i.tentative)}
         vanished = [binding for address, binding in self.owned.items() if address not in present]
         for binding in vanished:

@@ -284,3 +284,18 @@ def test_given_an_address_held_by_a_primary_or_untagged_eni_when_init_runs_then_
     assert reason in message
     assert address in world.secondary_ips(holder)
     assert [c.operation for c in world.aws.calls if c.operation.startswith(("Assign", "Unassign"))] == []
+
+
+def test_given_pim_interfaces_when_an_unrelated_interface_has_an_address_then_it_is_left_alone(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    pod_netns.add_multus("net1", world.mac_a)
+    pod_netns.add_address("net1", "10.0.4.200/24")
+    pod_netns.add_multus("mon0", RANDOM_MAC)  # say, a monitoring link no ENI can carry
+    pod_netns.add_address("mon0", "172.31.9.9/24")
+
+    finished = run_init(manager_env(world, imds, pod_netns, PIM_INTERFACES="net1"))
+
+    assert finished.exit_code == 0
+    assert world.secondary_ips(world.eni_a) == {"10.0.4.200"}
+    assert all("mon0" not in str(r) for r in finished.log.records() if r["message"] == "assigned")

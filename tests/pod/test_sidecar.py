@@ -238,3 +238,19 @@ def test_given_no_unassign_before_it_when_an_ipv6_assign_says_in_use_then_the_si
 
     assert finished.exit_code == 5
     assert "InvalidIPAddress.InUse" in finished.error()["message"]
+
+
+def test_given_pim_interfaces_when_an_address_appears_on_another_interface_then_the_sidecar_ignores_it(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+    pod_netns.add_multus("mon0", "02:42:ac:11:00:09")
+
+    def add_elsewhere(log: LogStream) -> None:
+        pod_netns.add_address("mon0", "172.31.9.9/24")
+        pod_netns.add_address("net1", "10.0.4.205/32")  # processed after mon0's: proves mon0's was handled
+        log.wait_for(lambda r: r["message"] == "assigned" and r["address"] == "10.0.4.205")
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns, PIM_INTERFACES="net1"), add_elsewhere)
+
+    assert finished.exit_code == 0
