@@ -140,5 +140,5 @@ class Imds:
                 last = error
         raise MetadataError(
             f"cannot reach IMDS at {self._base} for {path} ({last}); inside a pod the instance needs "
-            "HttpTokens=required with HttpPutResponseHopLimit >= 2"
+            "HttpPutResponseHopLimit >= 2 (one hop more than the node)"
         )

@@ -129,3 +129,12 @@ def test_the_image_is_pinned_slim_non_root_and_its_requirements_match_the_reposi
     )
     assert {"boto3", "botocore", "pydantic", "pyroute2"} <= set(pins)
     assert all(lock.get(name) == version for name, version in pins.items()), pins
+
+
+def test_the_readme_documents_every_variable_and_exit_code() -> None:
+    readme = (FOLDER / "README.md").read_text()
+    table = {line.split("|")[1].strip().strip("`") for line in readme.splitlines() if line.startswith("| `PIM_")}
+    documented = {name for row in table for name in row.replace("`", "").split(" / ")}
+    assert set(VARIABLES) <= documented
+    for code in range(9):
+        assert f"\n| {code} |" in readme, code
