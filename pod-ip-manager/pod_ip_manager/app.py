@@ -61,13 +61,13 @@ def main(
 
 
 def run(settings: Settings) -> int:
+    ready = ReadyFile(settings.ready_file)
+    ready.clear()  # an emptyDir outlives a restarted container: a stale file would pass the startupProbe at once
     metadata = Imds(settings.imds_endpoint, timeout_seconds=settings.imds_timeout_seconds)
     region = settings.region or metadata.region()
     policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
     ec2 = Ec2(ec2_client(region), policy)
     stopper = Stopper()
-    ready = ReadyFile(settings.ready_file)
-    ready.clear()  # an emptyDir outlives a restarted container: a stale file would pass the startupProbe at once
     try:
         with _stop_on_signals(stopper, settings.mode), NetlinkAddresses(stopper=stopper, netns=settings.netns) as pod:
             manager = PodIpManager(

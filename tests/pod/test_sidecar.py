@@ -254,3 +254,17 @@ def test_given_pim_interfaces_when_an_address_appears_on_another_interface_then_
     finished = run_sidecar(manager_env(world, imds, pod_netns, PIM_INTERFACES="net1"), add_elsewhere)
 
     assert finished.exit_code == 0
+
+
+def test_given_a_stale_ready_file_when_imds_is_unreachable_then_it_is_removed_before_failing(
+    world: World, imds: LocalImds, pod_netns: PodNetns, tmp_path: Path
+) -> None:
+    ready = tmp_path / "ready"
+    ready.write_text("ready\n")
+    env = manager_env(world, imds, pod_netns, PIM_READY_FILE=str(ready), PIM_IMDS_ENDPOINT="http://127.0.0.1:9")
+    env.pop("PIM_REGION")
+
+    finished = run_init({**env, "PIM_IMDS_TIMEOUT_SECONDS": "0.1"})
+
+    assert finished.exit_code == 6
+    assert not ready.exists()
