@@ -330,10 +330,7 @@ def launched_without_dot(world: World) -> tuple[Runtime, str, dict[str, Any]]:
     runtime = world.runtime()
     deliver(runtime, launch)
     eni = world.our_enis()[0]
-    world.ec2.modify_network_interface_attribute(
-        NetworkInterfaceId=eni["NetworkInterfaceId"],
-        Attachment={"AttachmentId": eni["Attachment"]["AttachmentId"], "DeleteOnTermination": False},
-    )
+    world.drop_delete_on_termination(eni)
     return runtime, instance_id, world.scale_in_instance(instance_id)
 
 

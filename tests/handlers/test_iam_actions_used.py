@@ -39,10 +39,7 @@ def test_given_every_path_when_handled_then_only_declared_actions_are_called_and
     assert handle(launch)["result"] == "CONTINUE"
     assert handle(launch)["status"] == "already-completed"  # redelivery: reads the lifecycle state
     eni = world.our_enis()[0]
-    world.ec2.modify_network_interface_attribute(
-        NetworkInterfaceId=eni["NetworkInterfaceId"],
-        Attachment={"AttachmentId": eni["Attachment"]["AttachmentId"], "DeleteOnTermination": False},
-    )
+    world.drop_delete_on_termination(eni)
     assert handle(world.scale_in_instance(instance_id))["result"] == "CONTINUE"  # detach + delete
     world.aws.faults.fail("ec2", "ModifyNetworkInterfaceAttribute", code="UnauthorizedOperation", status=403)
     (failing,) = world.scale_out(1)

@@ -237,10 +237,7 @@ def test_given_a_terminate_when_handled_then_our_enis_go_and_the_action_continue
     deliver(runtime, launch)
     # One of our ENIs lost DeleteOnTermination (an operator, an old version): it must be released explicitly.
     leaky = world.our_enis()[0]
-    world.ec2.modify_network_interface_attribute(
-        NetworkInterfaceId=leaky["NetworkInterfaceId"],
-        Attachment={"AttachmentId": leaky["Attachment"]["AttachmentId"], "DeleteOnTermination": False},
-    )
+    world.drop_delete_on_termination(leaky)
     terminate = world.scale_in_instance(instance_id)
 
     outcome = deliver(runtime, terminate)

@@ -116,6 +116,13 @@ class World:
         )
         return sorted(response["NetworkInterfaces"], key=lambda e: e.get("Attachment", {}).get("DeviceIndex", 0))
 
+    def drop_delete_on_termination(self, eni: NetworkInterfaceTypeDef) -> None:
+        """As an operator or an older version might have: the ENI would then outlive its instance."""
+        self.ec2.modify_network_interface_attribute(
+            NetworkInterfaceId=eni["NetworkInterfaceId"],
+            Attachment={"AttachmentId": eni["Attachment"]["AttachmentId"], "DeleteOnTermination": False},
+        )
+
     def reserve_ipv6_pod_half(self, subnet_id: str) -> IPv6Network:
         """Reserve (explicit) the lower half of the subnet's IPv6 /64 for pods; returns it."""
         described = self.ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
