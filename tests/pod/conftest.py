@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,11 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def _netns_refusal() -> str | None:
+    if sys.version_info < (3, 12):
+        return (
+            "PIM_NETNS enters the pod's namespace with os.setns, new in Python 3.12 "
+            "(the container runs Python 3.13; the development default is 3.13 too)"
+        )
     if shutil.which("ip") is None:
         return "the `ip` command (iproute2) is not installed"
     probe = f"pimprobe{os.getpid()}"
