@@ -19,7 +19,7 @@ SAM := SAM_CLI_TELEMETRY=0 PATH="$$(dirname "$$(scripts/find-python)"):$$PATH" $
 help:
 	@echo "make demo   - set up and run a local scale-out of a Multus node group against the local AWS"
 	@echo "make test   - set up and run lint, type checks, cfn-lint, sam validate + build and the tests (what CI runs)"
-	@echo "make bench  - burst benchmarks (not part of the tests)"
+	@echo "make bench  - burst and cold-start benchmarks (not part of the tests)"
 	@echo "make build  - sam build (the deployable stack, into .aws-sam/); then: sam deploy --guided"
 
 venv: $(STAMP)
