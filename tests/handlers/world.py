@@ -41,16 +41,11 @@ class FakeClock:
     """Waits (detach polling, completion backoff) are recorded, not slept."""
 
     slept: list[float] = field(default_factory=list)
-    now: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def monotonic(self) -> float:
-        return self.now
 
     def sleep(self, seconds: float) -> None:
         with self._lock:
             self.slept.append(seconds)
-            self.now += seconds
 
 
 @dataclass(frozen=True)

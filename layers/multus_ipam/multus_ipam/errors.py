@@ -82,7 +82,3 @@ class DeviceIndexTaken(MultusIpamError):
 
 class LifecycleActionGone(MultusIpamError):
     """CompleteLifecycleAction answered "No active Lifecycle Action": completed or timed out already."""
-
-
-class NotFound(MultusIpamError):
-    """The resource does not exist (any more)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol, assert_never
 
@@ -138,11 +138,6 @@ def client_token(instance_id: str, subnet_id: str, choice: AddressChoice) -> str
 
 
 @dataclass(slots=True)
-class _Progress:
-    records: list[EniRecord] = field(default_factory=list)
-
-
-@dataclass(slots=True)
 class _Launch:
     """What one launch has read: the instance, our ENIs for it, and the device indexes taken on its card."""
 
@@ -193,9 +188,9 @@ class LifecycleService:
     # --- launch ---------------------------------------------------------------------------------------
 
     def _launch(self, action: LifecycleAction, budget: Budget) -> Outcome:
-        progress = _Progress()
+        records: list[EniRecord] = []  # filled as each subnet's ENI is ready
         try:
-            self._prepare_enis(action, budget, progress)
+            self._prepare_enis(action, budget, records)
         except LifecycleFailure as failure:
             return self._fail(action, budget, failure)
         except Exception as error:
@@ -208,10 +203,10 @@ class LifecycleService:
         return Outcome(
             Status.COMPLETED if completed else Status.ALREADY_COMPLETED,
             LifecycleResult.CONTINUE,
-            tuple(progress.records),
+            tuple(records),
         )
 
-    def _prepare_enis(self, action: LifecycleAction, budget: Budget, progress: _Progress) -> None:
+    def _prepare_enis(self, action: LifecycleAction, budget: Budget, records: list[EniRecord]) -> None:
         instance = self._ec2.describe_instance(action.instance_id)
         if instance is None or instance.is_gone:
             state = instance.state if instance else "not found"
@@ -224,7 +219,7 @@ class LifecycleService:
         for subnet in subnets:
             budget.check(f"preparing the ENI in {subnet.subnet_id}")
             desired = self._settings.device_indexes.get(subnet.subnet_id, defaults[subnet.subnet_id])
-            progress.records.append(self._prepare_one(action, launch, subnet, desired, budget))
+            records.append(self._prepare_one(action, launch, subnet, desired, budget))
 
     def _prepare_one(
         self, action: LifecycleAction, launch: _Launch, subnet: Subnet, desired: int, budget: Budget

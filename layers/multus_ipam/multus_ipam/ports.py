@@ -161,6 +161,4 @@ class AutoScaling(Protocol):
 
 
 class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
     def sleep(self, seconds: float) -> None: ...

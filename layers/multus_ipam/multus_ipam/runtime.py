@@ -37,9 +37,6 @@ class LambdaContext(Protocol):
 
 
 class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address, ip_network
 
-from multus_ipam.addressing import IPAddress, IPNetwork
+from multus_ipam.addressing import IPNetwork
 from multus_ipam.errors import ConfigurationError
 
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
@@ -248,8 +248,3 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         safety_margin_seconds=_int(env, "SAFETY_MARGIN_SECONDS", 30, 5, 600),
         detach_timeout_seconds=_int(env, "DETACH_TIMEOUT_SECONDS", 60, 5, 600),
     )
-
-
-def parse_address(text: str) -> IPAddress:
-    """An IPv4 or IPv6 address (helper for callers that read addresses from AWS responses)."""
-    return ip_address(text)
