@@ -13,17 +13,21 @@ to it) and installs, in one place (``localaws._install``), a thin layer over mot
 * **Auto Scaling** (``localaws.autoscaling`` + ``localaws.lifecycle``): lifecycle hooks declared at group
   creation, ``Pending:Wait`` / ``Terminating:Wait``, ``CompleteLifecycleAction``,
   ``RecordLifecycleActionHeartbeat``, heartbeat and global timeouts on a controllable clock (``aws.clock``),
-  warm pools, and the EventBridge event AWS sends for each lifecycle action (``aws.lifecycle.event``).
+  warm pools, and the EventBridge event AWS sends for each lifecycle action (``aws.lifecycle.event``);
+* **realism** (``localaws.realism``, on by default): requests validated against botocore's service models
+  (``localaws.validation``), latency, EC2's per-action token buckets (``localaws.throttling``), eventual
+  consistency and asynchronous attach/detach (``localaws.consistency``), each new node's VPC CNI
+  (``localaws.vpc_cni``), all on the clock: ``aws.run_concurrently(tasks)`` runs concurrent callers one at
+  a time on it, deterministically for the seed, so botocore's backoff and the engine's waits cost no wall time.
 
 Why: our Lambda functions are judged on exactly these behaviours (a taken IP, an occupied device index, an
-ABANDON that terminates, a token that is no longer active), and plain moto silently accepts what AWS refuses.
-Every behaviour has a test named after the AWS error it reproduces; ``LocalAWS(extensions=False)`` (or
-``LOCALAWS_PLAIN_MOTO=1``) switches the behaviours off to show those tests fail on plain moto.
+ABANDON that terminates, a token that is no longer active, a parameter AWS refuses, a throttled burst, an ENI
+that a describe does not list yet), and plain moto silently accepts what AWS refuses and answers instantly and
+consistently. Every behaviour has a test named after the AWS behaviour it reproduces; ``Realism.ideal()`` (or
+``LOCALAWS_IDEAL=1``) switches the realistic ones off and ``LocalAWS(extensions=False)`` (or
+``LOCALAWS_PLAIN_MOTO=1``) everything, to show those tests fail without them.
 
-Still not modelled (see ``NOT_MODELLED``): asynchronous attach/detach, ENI IPv4/IPv6 prefixes, EC2 rate limits
-(token buckets), instance type per-ENI address limits, lifecycle notifications to SNS/SQS targets, EventBridge
-delivery itself (tests hand ``aws.lifecycle.events()`` to the handler), instance refresh, mixed-instance
-weights with hooks.
+Still not modelled: see ``NOT_MODELLED``.
 
 Shipped code (``layers/``, ``functions/``) never imports this package.
 """
@@ -34,38 +38,60 @@ import os
 from contextlib import ExitStack
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from moto import mock_aws
+from moto.moto_api._internal import mock_random
 
 from localaws._install import installed
 from localaws._session import Session
 from localaws.calls import Call
+from localaws.clock import Outcome, StuckSimulation
+from localaws.consistency import OTHER_ACCOUNT_ID, occupy_as_other_account
 from localaws.faults import Faults, SimulatedCrash
 from localaws.lifecycle import LifecycleAction, LifecycleResult, RejectedCompletion
+from localaws.realism import Bucket, Realism, Throttling
+from localaws.throttling import Buckets
+from localaws.vpc_cni import VpcCni, vpc_cni
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from localaws.clock import Clock
     from localaws.lifecycle import Lifecycle
 
 __all__ = [
     "NOT_MODELLED",
+    "OTHER_ACCOUNT_ID",
+    "Bucket",
     "Call",
     "LifecycleAction",
     "LifecycleResult",
     "LocalAWS",
+    "Outcome",
+    "Realism",
     "RejectedCompletion",
     "SimulatedCrash",
+    "StuckSimulation",
+    "Throttling",
 ]
+
+T = TypeVar("T")
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's account
 
 #: What the local AWS still does not model, and what that means for tests that rely on it.
 NOT_MODELLED: dict[str, str] = {
-    "attach/detach timing": "Attach and detach complete at once (AWS: 'attaching'/'detaching' for a while).",
+    "Auto Scaling rates": "Auto Scaling publishes no rate limits: its bucket (Throttling.autoscaling) is an "
+    "assumption, one per action.",
+    "Auto Scaling consistency": "DescribeAutoScalingGroups/Instances and DescribeWarmPool are read-after-write "
+    "consistent here (AWS documents no lag for them).",
+    "EC2 resource rate limits": "Only request token buckets; the resource buckets (RunInstances, ...) are not "
+    "modelled: no function of ours launches instances.",
+    "latency distribution": "AWS publishes none: a uniform draw per request (Realism.latency).",
+    "attachment-id lag": "A new attachment id is usable at once (ipamd relies on it); only new ENIs and instances lag.",
     "ENI prefixes": "Ipv4Prefixes/Ipv6Prefixes on ENIs are ignored by moto and occupy no addresses here.",
-    "EC2 rate limits": "No token buckets; inject RequestLimitExceeded with aws.faults instead.",
     "per-ENI address limits": "PrivateIpAddressLimitExceeded (Ipv4AddressesPerInterface) is not enforced.",
     "IPv6 error codes": "A taken requested IPv6 address gives InvalidIPAddress.InUse as for IPv4 (unconfirmed).",
     "cross-AZ attach code": "Attaching an ENI from another AZ gives InvalidParameterCombination (code unconfirmed).",
@@ -77,6 +103,8 @@ NOT_MODELLED: dict[str, str] = {
     "warm pool scale-in reuse": "Only with InstanceReusePolicy.ReuseOnScaleIn; pool size is not trimmed.",
     "describe paging elsewhere": "Only DescribeNetworkInterfaces and GetSubnetCidrReservations page here "
     "(DescribeInstances pages in moto itself).",
+    "VPC CNI beyond its first ENI": "Each node's ipamd makes one ENI of its own (WARM_ENI_TARGET=1) and no "
+    "secondary-address calls.",
 }
 
 
@@ -97,19 +125,29 @@ class LocalAWS:
         seed: int = 0,
         skip_retry_delays: bool = True,
         default_amis: bool = False,
+        realism: Realism | None = None,
     ) -> None:
         """``extensions``: the AWS behaviours on top of moto; default on unless ``LOCALAWS_PLAIN_MOTO=1``.
         ``start_time``: the clock's start (timezone-aware; default now). ``seed``: seeds the addresses EC2
         picks. ``skip_retry_delays``: botocore's standard/adaptive backoff is computed but not slept (recorded
         in ``skipped_retry_delays``). ``default_amis``: load moto's ~1300 public AMIs (0.5 s per region); off, so
-        register an image first (``scenario.build`` does)."""
+        register an image first (``scenario.build`` does). ``realism``: how strict, slow, throttled and eventually
+        consistent AWS is (``localaws.realism``; default ``Realism()``: all of it; ``LOCALAWS_IDEAL=1`` or plain
+        moto: ``Realism.ideal()``)."""
         if extensions is None:
             extensions = os.environ.get("LOCALAWS_PLAIN_MOTO", "") not in ("1", "true", "yes")
+        if realism is None:
+            ideal = os.environ.get("LOCALAWS_IDEAL", "") in ("1", "true", "yes")
+            realism = Realism.ideal() if ideal or not extensions else Realism()
         self.region = region
         self.extensions = extensions
+        self.realism = realism
+        self.seed = seed
         self._skip_retry_delays = skip_retry_delays
         self._default_amis = default_amis
-        self._session = Session(region=region, account_id=DEFAULT_ACCOUNT_ID, start=start_time, seed=seed)
+        self._session = Session(
+            region=region, account_id=DEFAULT_ACCOUNT_ID, start=start_time, seed=seed, realism=realism
+        )
         self._stack: ExitStack | None = None
         self._saved_env: dict[str, str | None] = {}
 
@@ -130,6 +168,7 @@ class LocalAWS:
         stack = ExitStack()
         try:
             stack.enter_context(mock_aws())
+            mock_random.seed(self.seed)  # moto's resource ids: the same seed, the same ids, the same run
             stack.enter_context(
                 installed(self._session, extensions=self.extensions, skip_retry_delays=self._skip_retry_delays)
             )
@@ -204,5 +243,26 @@ class LocalAWS:
 
     @property
     def skipped_retry_delays(self) -> list[float]:
-        """The backoff delays botocore asked for and did not sleep (with ``skip_retry_delays``)."""
+        """The backoff delays botocore asked for (slept on the local AWS clock with ``Realism.retry_delays``,
+        else not slept at all)."""
         return list(self._session.skipped_retry_delays)
+
+    def run_concurrently(self, tasks: Sequence[Callable[[], T]]) -> list[Outcome[T]]:
+        """Run ``tasks`` as concurrent callers, one at a time on the local AWS clock, deterministically for the
+        seed (``localaws.clock``). Each task's value or exception is in its ``Outcome``."""
+        return self._session.clock.run_concurrently(tasks)
+
+    @property
+    def buckets(self) -> Buckets | None:
+        """The account's throttling buckets (None with throttling off)."""
+        return self._session.buckets
+
+    @property
+    def vpc_cni(self) -> VpcCni:
+        """What the VPC CNI actors of new nodes did."""
+        return vpc_cni(self._session)
+
+    def occupy_as_other_account(self, subnet_id: str, addresses: list[str]) -> list[str]:
+        """ENIs of another account in a subnet shared through AWS RAM: they hold ``addresses`` but none of our
+        describes lists them. Returns their ids."""
+        return occupy_as_other_account(self._session, subnet_id, addresses)

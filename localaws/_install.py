@@ -31,15 +31,23 @@ from unittest import mock
 from urllib.parse import parse_qsl
 
 from botocore.awsrequest import AWSResponse
+from botocore.client import BaseClient
 from botocore.compat import HTTPHeaders
 from botocore.retries.standard import ExponentialBackoff
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
+from localaws import validation
 from localaws.calls import CRASH, OK, normalise_service
 from localaws.faults import Injected, SimulatedCrash
 
 #: Modules whose ``@extension`` functions are installed. Add yours here.
-EXTENSION_MODULES: tuple[str, ...] = ("localaws.ec2", "localaws.ec2_secondary_ips", "localaws.autoscaling")
+EXTENSION_MODULES: tuple[str, ...] = (
+    "localaws.ec2",
+    "localaws.ec2_secondary_ips",
+    "localaws.autoscaling",
+    "localaws.consistency",
+    "localaws.vpc_cni",
+)
 
 
 @dataclass(frozen=True)
@@ -105,9 +113,27 @@ def _apply(stack: ExitStack, patch: Patch) -> None:
 
 
 def _infrastructure(session: Session, *, skip_retry_delays: bool) -> Iterable[Patch]:
+    yield Patch(BaseClient, "_make_api_call", lambda original: _remember_call(session, original))
     yield Patch(BotocoreStubber, "__call__", lambda original: _dispatcher(session, original))
-    if skip_retry_delays:
+    if session.realism.retry_delays:
+        yield Patch(ExponentialBackoff, "delay_amount", lambda original: _delay_on_clock(session, original))
+    elif skip_retry_delays:
         yield Patch(ExponentialBackoff, "delay_amount", lambda original: _no_delay(session, original))
+
+
+def _remember_call(session: Session, original: Callable[..., Any]) -> Callable[..., Any]:
+    """Keep the call's parameters as the caller passed them (before serialisation) for the dispatch layer:
+    validation and throttling read them, not the wire form."""
+
+    def make_api_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        previous = session.current_call()
+        session.set_current_call((client.meta.service_model.service_name, operation_name, api_params))
+        try:
+            return original(client, operation_name, api_params)
+        finally:
+            session.set_current_call(previous)
+
+    return make_api_call
 
 
 def _no_delay(session: Session, original: Callable[..., float]) -> Callable[..., float]:
@@ -120,13 +146,49 @@ def _no_delay(session: Session, original: Callable[..., float]) -> Callable[...,
     return delay_amount
 
 
+def _delay_on_clock(session: Session, original: Callable[..., float]) -> Callable[..., float]:
+    """botocore's standard-mode backoff, waited on the local AWS clock (botocore itself then sleeps 0)."""
+
+    def delay_amount(backoff: Any, context: Any) -> float:
+        backoff._random = session.realism_rng.random  # the jitter from the seed: the same seed, the same run
+        delay = original(backoff, context)
+        session.skipped_retry_delays.append(delay)
+        session.clock.sleep(delay)
+        return 0.0
+
+    return delay_amount
+
+
 def _dispatcher(session: Session, original: Callable[..., Any]) -> Callable[..., Any]:
+    realism = session.realism
+
     def dispatch(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
         if not stubber.enabled:
             return None
         _, service_id, operation = event_name.split(".", 2)
         service = normalise_service(service_id)
         params = _request_params(request)
+        current = session.current_call()
+        structured = current[2] if current is not None and current[1] == operation else None
+
+        def refuse(code: str, status: int, message: str) -> Any:
+            session.calls.record(
+                service=service, operation=operation, params=params, outcome=code, status=status, at=session.clock.now()
+            )
+            return _error_response(request, service, Injected(kind="error", code=code, status=status, message=message))
+
+        if realism.validation and current is not None and structured is not None:
+            rejection = validation.check_request(current[0], operation, structured)
+            if rejection is not None:
+                return refuse(rejection.code, rejection.status, rejection.message)
+        latency = session.realism_rng.uniform(*realism.latency) if realism.latency else 0.0
+        session.clock.sleep(latency / 2)  # the request on its way
+        if session.buckets is not None:
+            refusal = session.buckets.take(service, operation, structured, session.clock.now())
+            if refusal is not None:
+                response = refuse(refusal.code, refusal.status, refusal.message)
+                session.clock.sleep(latency / 2)
+                return response
         injected = session.faults.take(service, operation)
         if injected is not None and injected.kind == "error":
             session.calls.record(
@@ -139,7 +201,12 @@ def _dispatcher(session: Session, original: Callable[..., Any]) -> Callable[...,
             )
             return _error_response(request, service, injected)
         with session.lock:
-            response = original(stubber, event_name, request, **kwargs)
+            session.set_in_request(True)
+            try:
+                response = original(stubber, event_name, request, **kwargs)
+            finally:
+                session.set_in_request(False)
+            at = session.clock.now()
         if response is None:  # not an AWS endpoint moto serves: let botocore go on
             return None
         status = int(response.status_code)
@@ -151,10 +218,11 @@ def _dispatcher(session: Session, original: Callable[..., Any]) -> Callable[...,
             params=params,
             outcome=CRASH if crash else outcome,
             status=status,
-            at=session.clock.now(),
+            at=at,
         )
         if crash:
             raise SimulatedCrash(service, operation)
+        session.clock.sleep(latency / 2)  # the answer on its way back
         return response
 
     return dispatch

@@ -28,7 +28,7 @@ from moto.ec2.models.subnets import Subnet, SubnetCidrReservation
 from moto.ec2.responses import EC2Response
 from moto.ec2.utils import add_tag_specification, random_eni_attach_id, random_subnet_cidr_reservation_id
 
-from localaws import addresses
+from localaws import addresses, consistency
 from localaws._install import Patch, extension
 from localaws._session import Session
 
@@ -50,7 +50,7 @@ class _ClientTokens:
 def ec2_extension(session: Session) -> Iterable[Patch]:
     yield Patch(EC2Response, "create_network_interface", lambda _: _create_network_interface(session))
     yield Patch(EC2Response, "delete_network_interface", _delete_network_interface)
-    yield Patch(EC2Response, "attach_network_interface", lambda _: _attach_network_interface)
+    yield Patch(EC2Response, "attach_network_interface", lambda _: _attach_network_interface(session))
     yield Patch(EC2Response, "modify_network_interface_attribute", _modify_network_interface_attribute)
     yield Patch(EC2Response, "describe_network_interfaces", lambda _: _describe_network_interfaces)
     yield Patch(EC2Response, "get_subnet_cidr_reservations", _get_subnet_cidr_reservations)
@@ -182,7 +182,11 @@ def _release_addresses(eni: Any) -> None:
 # --- AttachNetworkInterface / detach ------------------------------------------------------------------------
 
 
-def _attach_network_interface(self: Any) -> ActionResult:
+def _attach_network_interface(session: Session) -> Callable[[Any], ActionResult]:
+    return lambda response: _attach(session, response)
+
+
+def _attach(session: Session, self: Any) -> ActionResult:
     backend = self.ec2_backend
     eni = backend.get_network_interface(self._get_param("NetworkInterfaceId"))
     instance = backend.get_instance(self._get_param("InstanceId"))
@@ -230,6 +234,7 @@ def _attach_network_interface(self: Any) -> ActionResult:
     else:
         instance.attach_eni(eni, device_index)
     eni.delete_on_termination = False  # AttachNetworkInterface leaves DeleteOnTermination false
+    consistency.begin_attach(session, eni)
     return ActionResult({"AttachmentId": eni.attachment_id, "NetworkCardIndex": card})
 
 
@@ -245,6 +250,7 @@ def _detach_eni(self: Any, eni: Any) -> None:
     eni.device_index = None
     eni.network_card_index = 0
     eni.delete_on_termination = False
+    eni.localaws_attachment_status = None
 
 
 def _attachment_init(original: Callable[..., None]) -> Callable[..., None]:

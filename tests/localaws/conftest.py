@@ -15,14 +15,16 @@ from botocore.exceptions import ClientError
 from mypy_boto3_autoscaling import AutoScalingClient
 from mypy_boto3_ec2 import EC2Client
 
-from localaws import LocalAWS
+from localaws import LocalAWS, Realism
 
 START = datetime(2025, 1, 6, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def aws() -> Iterator[LocalAWS]:
-    with LocalAWS(region="us-east-1", start_time=START) as local:
+    # The rules of the local AWS, checked one by one: strict parameters, but instant and consistent (the
+    # timing behaviours each have their own tests in test_realism.py).
+    with LocalAWS(region="us-east-1", start_time=START, realism=Realism.strict()) as local:
         yield local
 
 

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import localaws.ec2_secondary_ips  # noqa: F401 - registers the extension
-from localaws import LocalAWS
+from localaws import LocalAWS, Realism
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Pair:
 
 @pytest.fixture
 def pair() -> Iterator[Pair]:
-    with LocalAWS(region="eu-west-1") as aws:
+    with LocalAWS(region="eu-west-1", realism=Realism.strict()) as aws:  # rules only (timing: test_realism.py)
         ec2 = aws.client("ec2")
         vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]
         block = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]

@@ -52,7 +52,11 @@ def subnet() -> Iterator[Subnet]:
         yield Subnet(aws, ec2, subnet_id)
 
 
-def plan(*argv: str) -> tuple[int, str, str]:
+def plan(subnet: Subnet | None, *argv: str) -> tuple[int, str, str]:
+    """Run the plan command on the subnet as an operator would: a while after its ENIs were made (EC2's
+    describes list a new ENI only after a short lag)."""
+    if subnet is not None:
+        subnet.aws.clock.advance(60)
     out, err = io.StringIO(), io.StringIO()
     code = main(["plan", *argv, "--region", REGION], out=out, err=err)
     return code, out.getvalue(), err.getvalue()
@@ -64,7 +68,7 @@ def test_given_workers_below_the_bound_when_planning_the_live_subnet_then_no_con
     subnet.eni("10.0.4.4", "10.0.4.64", owner="stack-a")  # a worker carrying one pod address
     subnet.eni("10.0.4.5", owner="stack-a")
 
-    code, out, err = plan("--subnet-id", subnet.subnet_id, "--worker-bound", "10.0.4.63", "--owner", "stack-a")
+    code, out, err = plan(subnet, "--subnet-id", subnet.subnet_id, "--worker-bound", "10.0.4.63", "--owner", "stack-a")
 
     assert (code, err) == (EXIT_OK, "")
     assert f"Subnet 10.0.4.0/24 ({subnet.subnet_id}, {REGION}a, mode static" in out
@@ -78,7 +82,7 @@ def test_given_a_worker_and_a_foreign_eni_in_the_pod_range_when_planning_live_th
     worker = subnet.eni("10.0.4.70", owner="stack-a")
     foreign = subnet.eni("10.0.4.80")
 
-    code, out, _ = plan("--subnet-id", subnet.subnet_id, "--worker-bound", "10.0.4.63", "--owner", "stack-a")
+    code, out, _ = plan(subnet, "--subnet-id", subnet.subnet_id, "--worker-bound", "10.0.4.63", "--owner", "stack-a")
 
     assert code == EXIT_CONFLICTS
     assert f"worker-in-pod-range: {worker}" in out
@@ -92,7 +96,7 @@ def test_given_explicit_reservations_when_planning_live_without_ranges_then_they
 ) -> None:
     subnet.reserve("10.0.4.128/26")
 
-    code, out, _ = plan("--subnet-id", subnet.subnet_id)
+    code, out, _ = plan(subnet, "--subnet-id", subnet.subnet_id)
 
     assert code == EXIT_OK
     assert "mode cidr-reservation" in out
@@ -102,14 +106,14 @@ def test_given_explicit_reservations_when_planning_live_without_ranges_then_they
 def test_given_a_pod_range_that_is_not_reserved_when_planning_live_then_missing_reservation(subnet: Subnet) -> None:
     subnet.reserve("10.0.4.128/26")
 
-    code, out, _ = plan("--subnet-id", subnet.subnet_id, "--pod-range", "10.0.4.192/26")
+    code, out, _ = plan(subnet, "--subnet-id", subnet.subnet_id, "--pod-range", "10.0.4.192/26")
 
     assert code == EXIT_CONFLICTS
     assert "missing-reservation: 10.0.4.192/26" in out
 
 
 def test_given_a_subnet_that_does_not_exist_when_planning_live_then_message_and_exit_2(subnet: Subnet) -> None:
-    code, out, err = plan("--subnet-id", "subnet-0000000000000000f", "--worker-bound", "10.0.4.63")
+    code, out, err = plan(None, "--subnet-id", "subnet-0000000000000000f", "--worker-bound", "10.0.4.63")
 
     assert (code, out) == (EXIT_USAGE, "")
     assert "subnet-0000000000000000f" in err

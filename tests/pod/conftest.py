@@ -163,6 +163,7 @@ def _build_world(aws: LocalAWS) -> World:
             ImageId=image, InstanceType="m5.large", MinCount=1, MaxCount=1, SubnetId=primary_subnet
         )
         created = reservation["Instances"][0]
+        aws.clock.advance(aws.realism.visibility_lag)  # EC2 lists a new instance after a short lag
         return created["InstanceId"], created["NetworkInterfaces"][0]["NetworkInterfaceId"]
 
     def multus_eni(subnet_id: str, instance_id: str, device: int) -> tuple[str, str]:
@@ -170,6 +171,7 @@ def _build_world(aws: LocalAWS) -> World:
             SubnetId=subnet_id,
             TagSpecifications=[{"ResourceType": "network-interface", "Tags": [NO_MANAGE]}],
         )["NetworkInterface"]
+        aws.clock.advance(aws.realism.visibility_lag)  # and a new ENI
         ec2.attach_network_interface(
             NetworkInterfaceId=eni["NetworkInterfaceId"], InstanceId=instance_id, DeviceIndex=device
         )
@@ -186,7 +188,9 @@ def _build_world(aws: LocalAWS) -> World:
 @pytest.fixture
 def world() -> Iterator[World]:
     with LocalAWS(region=REGION) as aws:
-        yield _build_world(aws)
+        built = _build_world(aws)
+        aws.clock.advance(600)  # the node booted minutes ago: its ENIs are attached and visible everywhere
+        yield built
 
 
 @pytest.fixture

@@ -253,9 +253,11 @@ def _protected_holder(world: World, *, primary: bool) -> str:
     created = world.ec2.run_instances(
         ImageId="ami-12c6146b", InstanceType="m5.large", MinCount=1, MaxCount=1, SubnetId=world.subnet_a
     )["Instances"][0]
+    world.aws.clock.advance(60)  # a node that has been up a while: EC2 lists it everywhere
     if primary:
         return str(created["NetworkInterfaces"][0]["NetworkInterfaceId"])
     eni = world.ec2.create_network_interface(SubnetId=world.subnet_a)["NetworkInterface"]["NetworkInterfaceId"]
+    world.aws.clock.advance(60)
     world.ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=created["InstanceId"], DeviceIndex=1)
     return str(eni)
 
