@@ -105,6 +105,8 @@ NOT_MODELLED: dict[str, str] = {
     "(DescribeInstances pages in moto itself).",
     "VPC CNI beyond its first ENI": "Each node's ipamd makes one ENI of its own (WARM_ENI_TARGET=1) and no "
     "secondary-address calls.",
+    "doc-text limits on lists": "Limits the model states only in documentation text are enforced for integers, "
+    "not for list lengths (e.g. DescribeAutoScalingInstances InstanceIds <= 50).",
 }
 
 
@@ -204,6 +206,11 @@ class LocalAWS:
         self._saved_env.clear()
 
     # --- what tests use ------------------------------------------------------------------------------------
+
+    @classmethod
+    def active(cls) -> LocalAWS | None:
+        """The LocalAWS active in this process, if any."""
+        return cls._active
 
     @property
     def account_id(self) -> str:

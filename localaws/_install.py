@@ -189,8 +189,8 @@ def _dispatcher(session: Session, original: Callable[..., Any]) -> Callable[...,
                 response = refuse(refusal.code, refusal.status, refusal.message)
                 session.clock.sleep(latency / 2)
                 return response
-        injected = session.faults.take(service, operation)
-        if injected is not None and injected.kind == "error":
+        injected = session.faults.take(service, operation, "error")
+        if injected is not None:
             session.calls.record(
                 service=service,
                 operation=operation,
@@ -201,7 +201,8 @@ def _dispatcher(session: Session, original: Callable[..., Any]) -> Callable[...,
             )
             return _error_response(request, service, injected)
         with session.lock:
-            session.set_in_request(True)
+            # EC2's eventual consistency is for EC2 requests: Auto Scaling's own work on instances sees them all
+            session.set_in_request(service == "ec2")
             try:
                 response = original(stubber, event_name, request, **kwargs)
             finally:
@@ -211,7 +212,7 @@ def _dispatcher(session: Session, original: Callable[..., Any]) -> Callable[...,
             return None
         status = int(response.status_code)
         outcome = OK if status < 400 else _error_code(response.content)
-        crash = injected is not None and injected.kind == "crash"
+        crash = status < 400 and session.faults.take(service, operation, "crash") is not None
         session.calls.record(
             service=service,
             operation=operation,

@@ -131,11 +131,13 @@ class Faults:
         with self._lock:
             self._rules.clear()
 
-    def take(self, service: str, operation: str) -> Injected | None:
+    def take(self, service: str, operation: str, kind: str) -> Injected | None:
+        """The first rule of ``kind`` that fires for the call. Error rules are asked before AWS applies a call;
+        crash rules after AWS applied it successfully (a call AWS refused is not one it applied)."""
         service = normalise_service(service)
         with self._lock:
             for rule in self._rules:
-                if rule.service == service and rule.operation == operation and rule.fires():
+                if rule.service == service and rule.operation == operation and rule.kind == kind and rule.fires():
                     return Injected(kind=rule.kind, code=rule.code, status=rule.status, message=rule.message)
             return None
 

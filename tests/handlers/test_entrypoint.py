@@ -9,17 +9,22 @@ from functions.static_ip import app as static_app
 from localaws import LocalAWS
 from multus_ipam.errors import ConfigurationError
 from multus_ipam.runtime import LambdaEntry, Mode
-from tests.handlers.world import LAUNCH_HOOK, TERMINATE_HOOK, FakeContext, World
+from tests.handlers.world import LAUNCH_HOOK, TERMINATE_HOOK, FakeClock, FakeContext, World
 
 
 def results(aws: LocalAWS, hook: str) -> list[str]:
     return [r.result for r in aws.lifecycle.results if r.hook == hook]
 
 
+def entry_on(world: World, mode: Mode, env: dict[str, str]) -> LambdaEntry:
+    """The function's entry point, its waits on the local AWS clock (not in wall time)."""
+    return LambdaEntry(mode, env, clock=FakeClock(follow=world.aws.clock))
+
+
 @pytest.mark.parametrize("mode", [Mode.STATIC, Mode.CIDR_RESERVATION])
 def test_given_a_valid_environment_when_invoked_twice_then_the_runtime_is_built_once(world: World, mode: Mode) -> None:
     env = world.env(MULTUS_SUBNET_IDS=world.multus_subnets[2])  # no Multus subnet in the workers' AZ
-    entry = LambdaEntry(mode, env)
+    entry = entry_on(world, mode, env)
     first, second = world.scale_out(2)
 
     assert entry(first, FakeContext())["result"] == "ABANDON"
@@ -54,7 +59,7 @@ def test_given_a_bad_variable_and_failure_result_continue_then_the_launch_contin
 
 def test_given_a_bad_variable_when_a_terminate_arrives_then_the_termination_continues(world: World) -> None:
     (launch,) = world.scale_out(1)
-    LambdaEntry(Mode.STATIC, world.env())(launch, FakeContext())
+    assert entry_on(world, Mode.STATIC, world.env())(launch, FakeContext())["result"] == "CONTINUE"
     event = world.scale_in_instance(launch["detail"]["EC2InstanceId"])
     entry = LambdaEntry(Mode.STATIC, world.env(AUTOSCALING_GROUP_NAME=""))
 

@@ -10,7 +10,7 @@ from localaws import LocalAWS
 from multus_ipam.aws.autoscaling import AutoScalingAdapter
 from multus_ipam.aws.ec2 import Ec2Adapter
 from multus_ipam.runtime import Mode
-from tests.handlers.world import World, build_world, deliver
+from tests.handlers.world import GROUP, World, build_world, deliver
 
 #: Tag-on-create is authorised as ec2:CreateTags although no CreateTags call is ever made.
 AUTHORISED_NOT_CALLED = {"ec2:CreateTags"}
@@ -44,6 +44,11 @@ def test_given_every_path_when_handled_then_only_declared_actions_are_called_and
     world.aws.faults.fail("ec2", "ModifyNetworkInterfaceAttribute", code="UnauthorizedOperation", status=403)
     (failing,) = world.scale_out(1)
     assert handle(failing, source_dest_check_off=True)["result"] == "ABANDON"  # rollback path
+    world.aws.faults.clear()
+    # A group with a warm pool (even an empty one): its waiting instances are read too.
+    world.autoscaling.put_warm_pool(AutoScalingGroupName=GROUP, MinSize=0, MaxGroupPreparedCapacity=0)
+    (with_pool,) = world.scale_out(1)
+    assert handle(with_pool)["result"] == "CONTINUE"
 
     declared = Ec2Adapter.IAM_ACTIONS | AutoScalingAdapter.IAM_ACTIONS
     assert used <= declared, f"called but not declared: {sorted(used - declared)}"

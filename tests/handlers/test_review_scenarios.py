@@ -10,7 +10,8 @@ import pytest
 from localaws import LocalAWS, SimulatedCrash
 from multus_ipam.aws.ec2 import Ec2Adapter
 from multus_ipam.ports import Eni
-from tests.handlers.world import GROUP, LAUNCH_HOOK, TERMINATE_HOOK, FakeClock, World, build_world, deliver
+from tests.handlers.timing import engine_clock, settle
+from tests.handlers.world import GROUP, LAUNCH_HOOK, TERMINATE_HOOK, World, build_world, deliver
 
 
 def hook_results(world: World, hook: str) -> list[str]:
@@ -110,7 +111,7 @@ def test_given_a_scale_in_into_the_warm_pool_when_completion_is_briefly_refused_
     )
     (launch,) = world.scale_out(1)
     instance_id = launch["detail"]["EC2InstanceId"]
-    runtime = world.runtime(clock=(clock := FakeClock()))
+    runtime = world.runtime(clock=(clock := engine_clock(world)))
     deliver(runtime, launch)
     world.autoscaling.set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=0)
     (action,) = [a for a in aws.lifecycle.active() if a.instance_id == instance_id]
@@ -127,7 +128,8 @@ def test_given_a_scale_in_into_the_warm_pool_when_completion_is_briefly_refused_
     outcome = deliver(runtime, event)
 
     assert outcome["status"] == "completed"
-    assert clock.slept == [1.0]
+    assert [c.outcome for c in aws.calls_to("autoscaling", "CompleteLifecycleAction")][-2:] == ["ValidationError", "ok"]
+    assert clock.slept[-1] == 1.0, "one second between the refused completion and the next"
     assert hook_results(world, TERMINATE_HOOK) == ["CONTINUE"]
     assert len(world.our_enis()) == 2, "an instance going back to the pool keeps its ENIs"
 
@@ -139,6 +141,7 @@ def test_given_a_launch_that_died_after_creating_and_was_never_redelivered_then_
     world.aws.faults.crash_after("ec2", "CreateNetworkInterface")
     with pytest.raises(SimulatedCrash):
         deliver(world.runtime(), first)
+    settle(world)
     (orphan,) = world.our_enis()
     world.aws.clock.advance(301)  # the event is lost: the hook times out, ABANDON terminates the instance
     assert hook_results(world, LAUNCH_HOOK) == ["ABANDON"]

@@ -13,7 +13,8 @@ from multus_ipam.ports import CreateEni, Eni
 from multus_ipam.runtime import Mode
 from multus_ipam.settings import INSTANCE_TAG, NO_MANAGE_TAG, OWNER_TAG
 from tests.eventfiles import load_event
-from tests.handlers.world import GROUP, FakeClock, FakeContext, World, build_world, deliver
+from tests.handlers.timing import engine_clock, settle
+from tests.handlers.world import GROUP, FakeContext, World, build_world, deliver
 
 
 def tags_of(eni: Any) -> dict[str, str]:
@@ -140,8 +141,10 @@ def test_given_the_vpc_cni_took_device_index_1_when_attaching_then_the_next_free
 ) -> None:
     (event,) = world.scale_out(1)
     instance_id = event["detail"]["EC2InstanceId"]
+    settle(world)
     primary_subnet = world.enis_of(instance_id)[0]["SubnetId"]
     cni_eni = world.ec2.create_network_interface(SubnetId=primary_subnet)["NetworkInterface"]
+    settle(world)
     world.ec2.attach_network_interface(
         NetworkInterfaceId=cni_eni["NetworkInterfaceId"], InstanceId=instance_id, DeviceIndex=1
     )
@@ -200,6 +203,7 @@ def test_given_ipv6_only_subnets_when_launching_then_the_enis_have_only_an_ipv6_
 
 def test_given_an_instance_that_is_already_gone_when_launching_then_nothing_is_created(world: World) -> None:
     (event,) = world.scale_out(1)
+    settle(world)
     world.ec2.terminate_instances(InstanceIds=[event["detail"]["EC2InstanceId"]])
 
     outcome = deliver(world.runtime(), event)
@@ -298,7 +302,7 @@ def test_given_a_group_mismatch_when_handled_then_the_reason_names_both_groups(w
 
 def test_given_the_completion_is_refused_while_the_instance_still_waits_then_it_is_retried(world: World) -> None:
     (event,) = world.scale_out(1)
-    clock = FakeClock()
+    clock = engine_clock(world)
     world.aws.faults.fail(
         "autoscaling",
         "CompleteLifecycleAction",
@@ -310,7 +314,9 @@ def test_given_the_completion_is_refused_while_the_instance_still_waits_then_it_
     outcome = deliver(world.runtime(clock=clock), event)
 
     assert outcome["status"] == "completed"
-    assert clock.slept == [1.0]
+    completions = world.aws.calls_to("autoscaling", "CompleteLifecycleAction")
+    assert [c.outcome for c in completions] == ["ValidationError", "ok"]
+    assert clock.slept[-1] == 1.0, "one second between the refused completion and the next"
     assert results_for(world.aws, event["detail"]["EC2InstanceId"]) == ["CONTINUE"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from ipaddress import IPv6Network
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import NetworkInterfaceTypeDef
 
+    from localaws.clock import Clock as LocalAwsClock
+
 GROUP = "multus-workers"
 LAUNCH_HOOK = "multus-launch"
 TERMINATE_HOOK = "multus-terminate"
@@ -26,26 +29,55 @@ OTHER_AZ = "us-east-1b"
 
 
 @dataclass
-class FakeContext:
-    """The part of the Lambda context the handler uses; time is plentiful unless a test says otherwise."""
-
-    remaining_ms: int = 120_000
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-@dataclass
 class FakeClock:
-    """Waits (detach polling, completion backoff) are recorded, not slept."""
+    """The engine's clock in tests: waits (detach polling, completion backoff, patience for EC2) are recorded,
+    never slept in wall time, and move ``now`` on.
+
+    ``follow``: the local AWS clock (``aws.clock``) to read and wait on instead of a clock of its own, so the
+    engine's waits pass on the local AWS as well (what becomes visible, attached or detached meanwhile) and
+    the local AWS's waits (latency, botocore's backoff) count against the engine's deadlines.
+    """
 
     slept: list[float] = field(default_factory=list)
+    start: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    follow: LocalAwsClock | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _elapsed: float = 0.0
 
     def sleep(self, seconds: float) -> None:
         with self._lock:
             self.slept.append(seconds)
+            self._elapsed += max(seconds, 0.0)
+        if self.follow is not None:  # outside the lock: a simulated wait may hand the baton to another task
+            self.follow.sleep(seconds)
+
+    def now(self) -> datetime:
+        if self.follow is not None:
+            return self.follow.now()
+        with self._lock:
+            return self.start + timedelta(seconds=self._elapsed)
+
+
+@dataclass
+class FakeContext:
+    """The part of the Lambda context the handler uses; time is plentiful unless a test says otherwise.
+
+    With ``clock``, the remaining time shrinks as that clock moves on (from when the context is made)."""
+
+    remaining_ms: int = 120_000
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    clock: FakeClock | None = None
+    _started: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.clock is not None and self._started is None:
+            self._started = self.clock.now()
+
+    def get_remaining_time_in_millis(self) -> int:
+        if self.clock is None or self._started is None:
+            return self.remaining_ms
+        elapsed_ms = (self.clock.now() - self._started).total_seconds() * 1000
+        return max(int(self.remaining_ms - elapsed_ms), 0)
 
 
 @dataclass(frozen=True)
@@ -80,7 +112,11 @@ class World:
             autoscaling=self.aws.client("autoscaling", config=retry_config(10)),
         )
         return build_runtime(
-            mode or self.mode, self.env(**env), clients=clients, clock=clock or FakeClock(), page_size=page_size
+            mode or self.mode,
+            self.env(**env),
+            clients=clients,
+            clock=clock or FakeClock(follow=self.aws.clock),
+            page_size=page_size,
         )
 
     def scale_out(self, count: int) -> list[dict[str, Any]]:
@@ -132,7 +168,12 @@ class World:
 
 
 def deliver(runtime: Runtime, event: dict[str, Any], context: FakeContext | None = None) -> dict[str, Any]:
-    return handle_event(runtime, event, context or FakeContext())
+    """Hand the event to the handler as Lambda would; by default with the function's time counted on the local
+    AWS clock (from now)."""
+    if context is None:
+        active = LocalAWS.active()
+        context = FakeContext(clock=FakeClock(follow=active.clock) if active is not None else None)
+    return handle_event(runtime, event, context)
 
 
 def build_world(

@@ -77,13 +77,28 @@ def test_given_ranks_when_choosing_then_each_rank_takes_a_distinct_free_address(
     assert [p.address for p in picks if p] == [a("10.0.1.4"), a("10.0.1.6"), a("10.0.1.7")]
 
 
-def test_given_a_rank_beyond_the_free_addresses_when_choosing_then_falls_back_to_the_lowest() -> None:
+def test_given_a_rank_beyond_the_free_addresses_when_choosing_then_there_is_none_for_this_launch() -> None:
+    net = IPv4Network("10.0.1.0/28")
+    used = frozenset(a(f"10.0.1.{i}") for i in range(4, 13))  # .13 and .14 free
+    space = AddressSpace(net, used=used)
+    assert choose_worker_address(space, rank=2) is None
+    assert choose_worker_address(space, rank=5) is None
+
+
+def test_given_the_last_rank_that_fits_when_choosing_then_it_gets_the_last_free_address() -> None:
     net = IPv4Network("10.0.1.0/28")
     used = frozenset(a(f"10.0.1.{i}") for i in range(4, 13))
-    pick = choose_worker_address(AddressSpace(net, used=used), rank=5)
+    pick = choose_worker_address(AddressSpace(net, used=used), rank=1)
     assert pick is not None
-    assert pick.address == a("10.0.1.13")
-    assert pick.rank == 0
+    assert pick.address == a("10.0.1.14")
+    assert pick.rank == 1
+
+
+def test_given_free_addresses_when_counting_up_to_a_limit_then_the_count_stops_there() -> None:
+    space = AddressSpace(IPv4Network("10.0.1.0/28"))  # 11 free
+    assert space.count_free(at_most=3) == 3
+    assert space.count_free(at_most=50) == 11
+    assert AddressSpace(IPv6Network("2001:db8::/64")).count_free(at_most=1000) == 1000
 
 
 def test_given_an_ipv6_subnet_when_choosing_then_the_lowest_is_found_without_enumerating_it() -> None:
@@ -171,3 +186,49 @@ def test_property_n_ranks_take_exactly_the_n_lowest_free_addresses(space: Addres
     expected = _brute_force_free(space)[:n]
     picks = [space.nth_free(rank) for rank in range(n)]
     assert [p for p in picks if p is not None] == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(spaces(), st.integers(min_value=0, max_value=40))
+def test_property_a_rank_gets_the_rank_th_free_address_or_none_when_fewer_are_free(
+    space: AddressSpace, rank: int
+) -> None:
+    expected = _brute_force_free(space)
+    pick = choose_worker_address(space, rank)
+    if rank < len(expected):
+        assert pick is not None
+        assert pick.address == expected[rank]
+        assert pick.rank == rank
+    else:
+        assert pick is None, "an overflow launch must not be sent to an address a launch ahead of it takes"
+
+
+@settings(max_examples=200, deadline=None)
+@given(spaces(), st.integers(min_value=0, max_value=300))
+def test_property_count_free_is_the_number_of_free_addresses_capped(space: AddressSpace, at_most: int) -> None:
+    assert space.count_free(at_most) == min(len(_brute_force_free(space)), at_most)
+
+
+def test_given_a_refused_address_not_shown_yet_when_ranked_beyond_the_free_ones_then_the_rank_is_discounted() -> None:
+    net = IPv4Network("10.0.1.0/28")
+    used = frozenset(a(f"10.0.1.{i}") for i in range(4, 13))  # .13 and .14 free
+    pick = choose_worker_address(AddressSpace(net, used=used), rank=2, uncertain=1)
+    assert pick is not None
+    assert pick.address == a("10.0.1.14")
+
+
+@settings(max_examples=300, deadline=None)
+@given(spaces(), st.integers(min_value=0, max_value=40), st.integers(min_value=0, max_value=5))
+def test_property_uncertain_addresses_discount_the_rank_only_beyond_the_free_addresses(
+    space: AddressSpace, rank: int, uncertain: int
+) -> None:
+    expected = _brute_force_free(space)
+    pick = choose_worker_address(space, rank, uncertain)
+    if rank < len(expected):
+        assert pick is not None
+        assert pick.address == expected[rank]
+    elif max(rank - uncertain, 0) < len(expected):
+        assert pick is not None
+        assert pick.address == expected[max(rank - uncertain, 0)]
+    else:
+        assert pick is None

@@ -1,5 +1,7 @@
 """Parsing EventBridge lifecycle events: accepted shapes, and rejections that name the field."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from multus_ipam.errors import InvalidEvent
@@ -18,7 +20,34 @@ def test_given_a_launch_event_when_parsed_then_all_fields_are_carried() -> None:
         instance_id="i-0123456789abcdef0",
         origin="EC2",
         destination="AutoScalingGroup",
+        time=datetime(2026, 11, 24, 10, 0, tzinfo=UTC),
     )
+
+
+@pytest.mark.parametrize("time", [None, "", "yesterday"])
+def test_given_an_event_time_that_is_missing_or_unreadable_when_parsed_then_the_action_is_still_handled(
+    time: str | None,
+) -> None:
+    event = load_event("launch.json")
+    if time is None:
+        del event["time"]
+    else:
+        event["time"] = time
+
+    action = parse_lifecycle_event(event)
+
+    assert isinstance(action, LifecycleAction)
+    assert action.time is None
+
+
+def test_given_an_event_time_with_an_offset_when_parsed_then_it_is_in_utc() -> None:
+    event = load_event("launch.json")
+    event["time"] = "2026-11-24T11:00:00+01:00"
+
+    action = parse_lifecycle_event(event)
+
+    assert isinstance(action, LifecycleAction)
+    assert action.time == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
 def test_given_a_terminate_event_when_parsed_then_it_is_a_terminating_action() -> None:

@@ -1,11 +1,21 @@
 """Configuration: validated once, every problem names the variable."""
 
+import json
+from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
 from multus_ipam.errors import ConfigurationError
-from multus_ipam.settings import INSTANCE_TAG, NO_MANAGE_TAG, OWNER_TAG, LifecycleResult, load_settings
+from multus_ipam.settings import (
+    CREATED_AT_TAG,
+    INSTANCE_TAG,
+    NO_MANAGE_TAG,
+    OWNER_TAG,
+    LifecycleResult,
+    load_settings,
+    parse_created_at,
+)
 
 SUBNET_A = "subnet-0aaaaaaaaaaaaaaaa"
 SUBNET_B = "subnet-0bbbbbbbbbbbbbbbb"
@@ -30,6 +40,7 @@ def test_given_the_required_variables_when_loaded_then_defaults_apply() -> None:
     assert settings.failure_result is LifecycleResult.ABANDON
     assert settings.network_card_index == 0
     assert not settings.disable_source_dest_check
+    assert settings.orphan_min_age_seconds == 600
 
 
 def test_given_one_security_group_per_subnet_when_loaded_then_they_pair_in_order() -> None:
@@ -48,8 +59,10 @@ def test_given_every_option_when_loaded_then_each_is_parsed() -> None:
             DISABLE_SOURCE_DEST_CHECK="true",
             POD_CIDR_RESERVATIONS=f"{SUBNET_A}=10.0.4.192/26,{SUBNET_A}=10.0.4.128/27",
             OWNER_ID="stack-a",
+            ORPHAN_MIN_AGE_SECONDS="900",
         )
     )
+    assert settings.orphan_min_age_seconds == 900
     assert settings.extra_tags == {"team": "ims"}
     assert settings.worker_upper_bounds == {SUBNET_A: IPv4Address("10.0.4.63")}
     assert settings.device_indexes == {SUBNET_A: 2, SUBNET_B: 3}
@@ -57,7 +70,7 @@ def test_given_every_option_when_loaded_then_each_is_parsed() -> None:
     assert settings.failure_result is LifecycleResult.CONTINUE
     assert settings.disable_source_dest_check
     assert settings.pod_reservations == {SUBNET_A: (IPv4Network("10.0.4.192/26"), IPv4Network("10.0.4.128/27"))}
-    tags = settings.tags_for("i-0123456789abcdef0", SUBNET_A)
+    tags = settings.tags_for("i-0123456789abcdef0", SUBNET_A, created_at=datetime(2026, 11, 24, 10, tzinfo=UTC))
     assert tags[NO_MANAGE_TAG[0]] == "true"
     assert tags[OWNER_TAG] == "stack-a"
     assert tags[INSTANCE_TAG] == "i-0123456789abcdef0"
@@ -93,6 +106,10 @@ def test_given_every_option_when_loaded_then_each_is_parsed() -> None:
         ({"FAILURE_RESULT": "RETRY"}, "FAILURE_RESULT", "not a lifecycle result"),
         ({"DISABLE_SOURCE_DEST_CHECK": "maybe"}, "DISABLE_SOURCE_DEST_CHECK", "not a boolean"),
         ({"POD_CIDR_RESERVATIONS": f"{SUBNET_B}=10.0.0.0/33"}, "POD_CIDR_RESERVATIONS", "not a CIDR block"),
+        ({"ORPHAN_MIN_AGE_SECONDS": "59"}, "ORPHAN_MIN_AGE_SECONDS", "out of range"),
+        ({"ORPHAN_MIN_AGE_SECONDS": "86401"}, "ORPHAN_MIN_AGE_SECONDS", "out of range"),
+        ({"ORPHAN_MIN_AGE_SECONDS": "ten minutes"}, "ORPHAN_MIN_AGE_SECONDS", "not an integer"),
+        ({"ENI_TAGS": '{"multus-ipam:created-at": "x"}'}, "ENI_TAGS", "cannot be overridden"),
     ],
 )
 def test_given_a_bad_value_when_loaded_then_the_error_names_the_variable(
@@ -102,3 +119,24 @@ def test_given_a_bad_value_when_loaded_then_the_error_names_the_variable(
         load_settings(env(**overrides))
     assert caught.value.variable == variable
     assert str(caught.value).startswith(f"{variable}: ")
+
+
+def test_given_a_creation_time_when_tagging_then_it_is_iso_8601_utc_to_the_second() -> None:
+    settings = load_settings(env())
+    moment = datetime(2026, 11, 24, 11, 0, 0, 999_999, tzinfo=UTC)
+    tags = settings.tags_for("i-0123456789abcdef0", SUBNET_A, created_at=moment)
+    assert tags[CREATED_AT_TAG] == "2026-11-24T11:00:00Z"
+    assert parse_created_at(tags[CREATED_AT_TAG]) == moment.replace(microsecond=0)
+
+
+def test_given_a_naive_creation_time_when_tagging_then_it_is_refused() -> None:
+    settings = load_settings(env())
+    with pytest.raises(ValueError, match="timezone-aware"):
+        settings.tags_for("i-0123456789abcdef0", SUBNET_A, created_at=datetime(2026, 11, 24))
+
+
+def test_given_the_most_tags_allowed_when_loaded_then_ours_still_fit_within_50() -> None:
+    ok = {f"k{i}": "v" for i in range(45)}
+    assert len(load_settings(env(ENI_TAGS=json.dumps(ok))).extra_tags) == 45
+    with pytest.raises(ConfigurationError, match="5 are ours"):
+        load_settings(env(ENI_TAGS=json.dumps({**ok, "one-more": "v"})))

@@ -10,7 +10,8 @@ Instead each launch takes the free address at its *rank*: its position among the
 waiting for an ENI in this subnet, ordered by instance id. Every launch can see the same waiting set, and as
 soon as one launch creates its ENI it drops out of the waiting set and its address drops out of the free
 set, so the ranks of the others and the free list shift together and the launches keep taking distinct
-addresses, which together are exactly the lowest free ones (see README, "Bursts").
+addresses, which together are exactly the lowest free ones (see README, "Bursts"). A launch whose rank is at
+or beyond the number of free addresses has none left to take: the launches ahead of it take them all.
 """
 
 from __future__ import annotations
@@ -126,6 +127,15 @@ class AddressSpace:
                 return address
         return None
 
+    def count_free(self, at_most: int) -> int:
+        """How many addresses are free, counting no further than ``at_most`` (an IPv6 /64 is never counted)."""
+        count = 0
+        for _ in self.free():
+            if count >= at_most:
+                break
+            count += 1
+        return count
+
     def is_free(self, address: IPAddress) -> bool:
         value = int(address)
         if address.version != self.network.version or not self.first_usable <= value <= self.last_usable:
@@ -153,20 +163,35 @@ class WorkerAddress:
     reason: str
 
 
-def choose_worker_address(space: AddressSpace, rank: int) -> WorkerAddress | None:
+def choose_worker_address(space: AddressSpace, rank: int, uncertain: int = 0) -> WorkerAddress | None:
     """The address a launch of the given rank should try: the rank-th free one.
 
-    When fewer free addresses remain than the rank (the waiting set is larger than what is left), the
-    launch falls back to the lowest free one and lets the collision handling sort it out; None means the
-    worker range has no free address at all.
+    ``uncertain``: addresses this launch found taken that no describe shows yet. Each may be the address of a
+    launch counted ahead of it whose ENI is not shown yet (eventual consistency): then that launch is counted
+    in the rank and its address is missing from the free list, so up to ``uncertain`` of the rank may already
+    be served. Beyond the free addresses, the launch tries the free address at ``rank - uncertain`` instead.
+
+    None when fewer addresses are free than ``rank - uncertain + 1``: the launches ahead of this one take every
+    free address, so this one has none to claim. Falling back to a lower address would only collide with one of
+    them (and, in a burst larger than the subnet, pile every overflow launch onto the lowest address until its
+    attempts run out).
     """
+    if rank < 0 or uncertain < 0:
+        raise ValueError("rank and uncertain must be >= 0")
     at_rank = space.nth_free(rank)
     if at_rank is not None:
         return WorkerAddress(at_rank, rank, f"free address #{rank} of {space.network}")
-    lowest = space.lowest_free()
-    if lowest is None:
+    if uncertain == 0:
         return None
-    return WorkerAddress(lowest, 0, f"lowest free address of {space.network} (fewer free than rank {rank})")
+    hopeful = max(rank - uncertain, 0)
+    at_hopeful = space.nth_free(hopeful)
+    if at_hopeful is None:
+        return None
+    return WorkerAddress(
+        at_hopeful,
+        hopeful,
+        f"free address #{hopeful} of {space.network} (rank {rank}, less {uncertain} taken address(es) not shown yet)",
+    )
 
 
 def choose_device_index(desired: int, occupied: Iterable[int]) -> int:

@@ -76,6 +76,26 @@ class IpAddressInUse(MultusIpamError):
     """The requested private IP was taken meanwhile (InvalidIPAddress.InUse): try the next candidate."""
 
 
+class NotYetVisible(MultusIpamError):
+    """EC2 answered NotFound for an id we just created or the event named (InvalidInstanceID.NotFound,
+    InvalidNetworkInterfaceID.NotFound, InvalidAttachmentID.NotFound).
+
+    EC2 is eventually consistent: right after a create or a launch, an id may be unknown to some requests for a
+    while, and "this does not mean the resource does not exist" (EC2 developer guide, "Eventual consistency").
+    Never final at once: the engine retries with backoff, bounded, then decides.
+    """
+
+    def __init__(self, operation: str, code: str, resource_id: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        self.resource_id = resource_id
+        super().__init__(f"{operation}: {code}: {message}")
+
+    @property
+    def about_instance(self) -> bool:
+        return self.code.startswith("InvalidInstanceID")
+
+
 class DeviceIndexTaken(MultusIpamError):
     """The device index is occupied, e.g. by an ENI the VPC CNI attached first: take the next free one."""
 

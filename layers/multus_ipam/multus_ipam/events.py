@@ -8,6 +8,7 @@ fields we use are validated, and anything wrong is reported with the path of the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -53,6 +54,7 @@ class _Envelope(BaseModel):
 
     id: Annotated[str, Field(min_length=1)]
     source: Literal["aws.autoscaling"]
+    time: str | None = None
 
 
 class _LaunchEvent(_Envelope):
@@ -81,6 +83,8 @@ class LifecycleAction:
     instance_id: str
     origin: str | None = None
     destination: str | None = None
+    time: datetime | None = None
+    """When Auto Scaling emitted the event (the envelope's ``time``): the same in every redelivery."""
 
     @property
     def into_warm_pool(self) -> bool:
@@ -160,4 +164,17 @@ def parse_lifecycle_event(event: object) -> ParsedEvent:
         instance_id=detail.instance_id,
         origin=detail.origin,
         destination=detail.destination,
+        time=_event_time(parsed.time),
     )
+
+
+def _event_time(value: str | None) -> datetime | None:
+    """The envelope's time (``2026-11-24T10:00:00Z``); None when absent or unreadable: it is informative only,
+    never a reason to leave a lifecycle action unanswered."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -11,18 +11,25 @@ instance, then complete with CONTINUE.
 
 Every step is safe to repeat: the same event delivered twice, in parallel, or after a crash between any two
 AWS calls ends with one ENI per subnet, attached once, and one lifecycle result.
+
+Real EC2 is eventually consistent: a NotFound for the event's instance or for an id this launch just made is
+retried with bounded backoff before it counts (multus_ipam.budget.Patience). The invocation's time is split into
+phases (launch, rollback, completion) whose deadlines bound every wait, the SDK's own retries included
+(multus_ipam.budget, multus_ipam.ports.CallDeadline). After the action, the orphan sweep (multus_ipam.orphans).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol, assert_never
+from typing import Protocol, TypeVar, assert_never
 
 from multus_ipam.addressing import IPAddress, choose_device_index, default_device_indexes
+from multus_ipam.budget import SWEEP_MIN_SECONDS, Budget, NoDeadline, Patience
 from multus_ipam.errors import (
     AddressConflictsExhausted,
     AwsCallFailed,
@@ -33,12 +40,18 @@ from multus_ipam.errors import (
     LifecycleActionGone,
     LifecycleFailure,
     MultusIpamError,
+    NotYetVisible,
     SubnetMisconfigured,
 )
 from multus_ipam.events import LifecycleAction, ParsedEvent, TestNotification, Transition
-from multus_ipam.ports import Attachment, AutoScaling, Clock, CreateEni, Ec2, Eni, Instance, Subnet
-from multus_ipam.settings import INSTANCE_TAG, SUBNET_TAG, LifecycleResult, Settings
+from multus_ipam.orphans import OrphanSweep
+from multus_ipam.ports import Attachment, AutoScaling, CallDeadline, Clock, CreateEni, Ec2, Eni, Instance, Subnet
+from multus_ipam.settings import SUBNET_TAG, LifecycleResult, Settings
 from multus_ipam.strategies import AddressChoice, AddressStrategy
+
+T = TypeVar("T")
+#: Device indexes tried on one card before giving up (DeviceIndexTaken each time).
+MAX_DEVICE_INDEX_TRIES = 16
 
 
 class Metric(StrEnum):
@@ -110,23 +123,6 @@ class RollbackIncomplete(MultusIpamError):
     """The lifecycle action was completed, but some of our ENIs could not be released: they are named."""
 
 
-@dataclass(slots=True)
-class Budget:
-    """The time left in this invocation, minus what rollback and completion need."""
-
-    remaining_ms: Callable[[], int]
-    margin_seconds: float
-
-    def seconds_left(self) -> float:
-        return self.remaining_ms() / 1000 - self.margin_seconds
-
-    def check(self, step: str) -> None:
-        if self.seconds_left() <= 0:
-            raise DeadlineExceeded(
-                f"stopped before {step}: less than {self.margin_seconds:.0f}s left for rollback and completion"
-            )
-
-
 def client_token(instance_id: str, subnet_id: str, choice: AddressChoice) -> str:
     """Deterministic CreateNetworkInterface token (<= 64 ASCII characters).
 
@@ -143,6 +139,11 @@ class _Launch:
 
     instance: Instance
     owned: list[Eni]
+    created_at: datetime
+    """The created-at tag of the ENIs this launch creates: the event's time, the same in every redelivery."""
+    known: dict[str, Eni]
+    """Every ENI this invocation created, adopted or attached, as last seen: a rollback releases them even if
+    a listing does not show them yet (eventual consistency)."""
     occupied: set[int] | None = None
 
 
@@ -156,6 +157,7 @@ class LifecycleService:
         strategy: AddressStrategy,
         metrics: Metrics,
         clock: Clock,
+        deadline: CallDeadline | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self._settings = settings
@@ -164,8 +166,18 @@ class LifecycleService:
         self._strategy = strategy
         self._metrics = metrics
         self._clock = clock
+        self._deadline: CallDeadline = deadline or NoDeadline()
         self._log = logger or logging.getLogger(__name__)
         self._subnets: dict[str, Subnet] | None = None
+        self.orphans = OrphanSweep(
+            owner=settings.owner,
+            min_age_seconds=settings.orphan_min_age_seconds,
+            ec2=ec2,
+            clock=clock,
+            on_release=lambda: metrics.count(Metric.ORPHANS_RELEASED),
+            logger=self._log,
+        )
+        """The orphan sweep run after every action; callable on its own (a scheduled reconciler)."""
 
     # --- dispatch -------------------------------------------------------------------------------------
 
@@ -174,7 +186,7 @@ class LifecycleService:
             self._metrics.count(Metric.EVENTS_SKIPPED)
             self._log.info("test notification skipped", extra={"group": event.group})
             return Outcome(Status.SKIPPED, reason="test notification")
-        budget = Budget(remaining_ms, self._settings.safety_margin_seconds)
+        budget = Budget.starting_now(self._clock, remaining_ms(), self._settings.safety_margin_seconds)
         match event.transition:
             case Transition.LAUNCHING:
                 outcome = self._launch(event, budget)
@@ -182,44 +194,65 @@ class LifecycleService:
                 outcome = self._terminate(event, budget)
             case _ as unreachable:
                 assert_never(unreachable)
-        self._sweep_orphans()
+        self._sweep_orphans(budget)
         return outcome
 
     # --- launch ---------------------------------------------------------------------------------------
 
     def _launch(self, action: LifecycleAction, budget: Budget) -> Outcome:
         records: list[EniRecord] = []  # filled as each subnet's ENI is ready
+        known: dict[str, Eni] = {}  # filled as ENIs are created, adopted, attached
         try:
-            self._prepare_enis(action, budget, records)
+            with self._deadline.within(budget.launch_until):
+                self._prepare_enis(action, budget, records, known)
         except LifecycleFailure as failure:
-            return self._fail(action, budget, failure)
+            return self._fail(action, budget, failure, tuple(known.values()))
         except Exception as error:
             # A bug or an AWS fault we did not plan for: still roll back and complete, then let it propagate
             # so the invocation is marked failed (on-failure destination, alarm).
             self._log.exception("unexpected error during launch")
-            self._fail(action, budget, error)
+            self._fail(action, budget, error, tuple(known.values()))
             raise
-        completed = self._complete(action, LifecycleResult.CONTINUE)
+        completed = self._complete(action, LifecycleResult.CONTINUE, budget)
         return Outcome(
             Status.COMPLETED if completed else Status.ALREADY_COMPLETED,
             LifecycleResult.CONTINUE,
             tuple(records),
         )
 
-    def _prepare_enis(self, action: LifecycleAction, budget: Budget, records: list[EniRecord]) -> None:
-        instance = self._ec2.describe_instance(action.instance_id)
-        if instance is None or instance.is_gone:
-            state = instance.state if instance else "not found"
-            raise InstanceGone(f"instance {action.instance_id} is {state}")
+    def _prepare_enis(
+        self, action: LifecycleAction, budget: Budget, records: list[EniRecord], known: dict[str, Eni]
+    ) -> None:
+        budget.check("looking up the instance")
+        instance = self._find_instance(action.instance_id, budget)
         subnets = self._subnets_in(instance.availability_zone)
         for subnet in subnets:
             self._strategy.verify(subnet)
         defaults = default_device_indexes([s.subnet_id for s in subnets])
-        launch = _Launch(instance=instance, owned=self._ec2.owned_enis(self._settings.owner, instance.instance_id))
+        launch = _Launch(
+            instance=instance,
+            owned=self._ec2.owned_enis(self._settings.owner, instance.instance_id),
+            created_at=action.time or self._clock.now(),
+            known=known,
+        )
         for subnet in subnets:
             budget.check(f"preparing the ENI in {subnet.subnet_id}")
             desired = self._settings.device_indexes.get(subnet.subnet_id, defaults[subnet.subnet_id])
             records.append(self._prepare_one(action, launch, subnet, desired, budget))
+
+    def _find_instance(self, instance_id: str, budget: Budget) -> Instance:
+        """The event's instance. EC2 may not show an instance that launched moments ago (eventual consistency):
+        "not found" is final only after a bounded wait."""
+        patience = Patience(self._clock, budget.launch_until)
+        while (instance := self._ec2.describe_instance(instance_id)) is None:
+            if not patience.wait():
+                raise InstanceGone(
+                    f"instance {instance_id} is not found (DescribeInstances, still after {patience.waited:g}s)"
+                )
+            self._log.info("instance not shown by EC2 yet, asking again", extra={"waited": patience.waited})
+        if instance.is_gone:
+            raise InstanceGone(f"instance {instance_id} is {instance.state}")
+        return instance
 
     def _prepare_one(
         self, action: LifecycleAction, launch: _Launch, subnet: Subnet, desired: int, budget: Budget
@@ -228,24 +261,46 @@ class LifecycleService:
         existing = self._owned_in(instance.instance_id, subnet.subnet_id, launch.owned)
         adopted = existing is not None
         if existing is None:
-            existing = self._create(action, instance, subnet, budget)
+            existing = self._create(action, launch, subnet, budget)
         else:
             self._metrics.count(Metric.ENIS_ADOPTED)
             self._log.info("adopting existing ENI", extra={"eni": existing.eni_id, "subnet": subnet.subnet_id})
+        launch.known.setdefault(existing.eni_id, existing)
         eni = self._attach(existing, launch, desired, budget)
-        assert eni.attachment is not None
-        if not eni.attachment.delete_on_termination:
-            self._ec2.set_delete_on_termination(eni.eni_id, eni.attachment.attachment_id)
+        launch.known[eni.eni_id] = eni
+        attachment = eni.attachment
+        assert attachment is not None
+        if not attachment.delete_on_termination:
+            self._patiently(budget, lambda: self._ec2.set_delete_on_termination(eni.eni_id, attachment.attachment_id))
         if self._settings.disable_source_dest_check and eni.source_dest_check:
-            self._ec2.set_source_dest_check(eni.eni_id, enabled=False)
+            self._patiently(budget, lambda: self._ec2.set_source_dest_check(eni.eni_id, enabled=False))
         return EniRecord(
             subnet_id=subnet.subnet_id,
             eni_id=eni.eni_id,
             ipv4=str(eni.primary_ipv4) if eni.primary_ipv4 else None,
             ipv6=str(eni.ipv6s[0]) if eni.ipv6s else None,
-            device_index=eni.attachment.device_index,
+            device_index=attachment.device_index,
             adopted=adopted,
         )
+
+    def _patiently(self, budget: Budget, call: Callable[[], T]) -> T:
+        """Run ``call``; a NotFound for an id we just made (NotYetVisible) is retried with bounded backoff,
+        then fails the launch naming the operation and code."""
+        patience = Patience(self._clock, budget.launch_until)
+        while True:
+            try:
+                return call()
+            except NotYetVisible as missing:
+                if not patience.wait():
+                    raise AwsCallFailed(
+                        missing.operation,
+                        missing.code,
+                        f"{missing.resource_id} still not found after {patience.waited:g}s",
+                    ) from missing
+                self._log.info(
+                    "not known to EC2 yet, asking again",
+                    extra={"operation": missing.operation, "code": missing.code, "waited": patience.waited},
+                )
 
     def _owned_in(self, instance_id: str, subnet_id: str, owned: list[Eni]) -> Eni | None:
         """Our ENI for the instance in the subnet, among ``owned``. With several (parallel deliveries raced),
@@ -265,7 +320,8 @@ class LifecycleService:
                 self._ec2.delete_eni(extra.eni_id)
         return keep
 
-    def _create(self, action: LifecycleAction, instance: Instance, subnet: Subnet, budget: Budget) -> Eni:
+    def _create(self, action: LifecycleAction, launch: _Launch, subnet: Subnet, budget: Budget) -> Eni:
+        instance = launch.instance
         taken: set[IPAddress] = set()
         for attempt in range(1, self._settings.max_address_attempts + 1):
             budget.check(f"creating an ENI in {subnet.subnet_id}")
@@ -273,7 +329,7 @@ class LifecycleService:
             request = CreateEni(
                 subnet_id=subnet.subnet_id,
                 security_groups=self._settings.security_groups[subnet.subnet_id],
-                tags=self._settings.tags_for(instance.instance_id, subnet.subnet_id),
+                tags=self._settings.tags_for(instance.instance_id, subnet.subnet_id, created_at=launch.created_at),
                 client_token=client_token(instance.instance_id, subnet.subnet_id, choice),
                 description=f"Multus ENI of {instance.instance_id} ({action.group})",
                 ipv4=choice.ipv4,
@@ -284,12 +340,14 @@ class LifecycleService:
                 eni = self._ec2.create_eni(request)
             except IpAddressInUse:
                 taken.update(a for a in (choice.ipv4, choice.ipv6) if a is not None)
+                self._strategy.refused(subnet, choice)
                 self._metrics.count(Metric.ADDRESS_CONFLICTS)
                 self._log.info(
                     "address taken meanwhile, choosing again",
                     extra={"subnet": subnet.subnet_id, "address": str(choice.ipv4 or choice.ipv6), "attempt": attempt},
                 )
                 continue
+            launch.known[eni.eni_id] = eni
             self._metrics.count(Metric.ENIS_CREATED)
             self._log.info(
                 "created ENI",
@@ -303,57 +361,95 @@ class LifecycleService:
             "by concurrent claims (MAX_ADDRESS_ATTEMPTS)"
         )
 
-    def _attach(self, eni: Eni, launch: _Launch, desired: int, budget: Budget) -> Eni:
+    def _attach(self, eni: Eni, launch: _Launch, desired: int, budget: Budget, *, switched: bool = False) -> Eni:
+        """Attach at the desired device index (or the next free one). ``switched``: this ENI replaced one that a
+        parallel delivery deleted; switching happens at most once, so flickering listings cannot loop.
+
+        Every turn of the loop returns, raises, or spends one of three bounded allowances: device indexes
+        (MAX_DEVICE_INDEX_TRIES), patience for a NotFound, and one look for (and switch to) another ENI.
+        """
         instance = launch.instance
         if eni.attachment is not None:
-            if eni.attachment.instance_id == instance.instance_id:
-                return eni
-            raise AwsCallFailed(
-                "AttachNetworkInterface",
-                "EniAttachedElsewhere",
-                f"{eni.eni_id} is tagged for {instance.instance_id} but attached to {eni.attachment.instance_id}",
-            )
+            return self._attached_already(eni, instance)
         card = self._settings.network_card_index
-        if launch.occupied is None:  # read once per launch; a racing attach shows up as DeviceIndexTaken
-            launch.occupied = {
-                e.attachment.device_index
-                for e in self._ec2.instance_enis(instance.instance_id)
-                if e.attachment and e.attachment.network_card_index == card
-            }
-        occupied = launch.occupied
+        occupied = self._occupied(launch)
         index = choose_device_index(desired, occupied)
-        for _ in range(16):
+        if index != desired:
+            self._device_index_fallback(eni, desired, index)
+        patience = Patience(self._clock, budget.launch_until)
+        looked_elsewhere = switched
+        index_tries = 0
+        while index_tries < MAX_DEVICE_INDEX_TRIES:
             budget.check(f"attaching {eni.eni_id}")
-            if index != desired:
-                self._metrics.count(Metric.DEVICE_INDEX_FALLBACKS)
-                self._log.warning(
-                    "device index taken, using the next free one",
-                    extra={"eni": eni.eni_id, "desired_index": desired, "device_index": index},
-                )
             try:
                 attachment_id = self._ec2.attach_eni(eni.eni_id, instance.instance_id, index, card)
             except DeviceIndexTaken:
                 current = self._ec2.describe_eni(eni.eni_id)
                 if current and current.attachment and current.attachment.instance_id == instance.instance_id:
                     return current  # a parallel delivery attached it
+                index_tries += 1
                 occupied.add(index)
                 index = choose_device_index(index + 1, occupied)
+                self._device_index_fallback(eni, desired, index)
                 continue
+            except NotYetVisible as missing:
+                if not missing.about_instance and not looked_elsewhere:
+                    looked_elsewhere = True
+                    if (kept := self._converged_elsewhere(eni, launch)) is not None:
+                        return self._attach(kept, launch, desired, budget, switched=True)
+                if not patience.wait():
+                    raise _still_not_found(missing, eni, instance, patience.waited) from missing
+                self._log.info(
+                    "not known to EC2 yet, attaching again",
+                    extra={"eni": eni.eni_id, "code": missing.code, "waited": patience.waited},
+                )
+                continue  # the same index: a NotFound says nothing about it
             except AwsCallFailed:
                 current = self._ec2.describe_eni(eni.eni_id)
                 if current and current.attachment and current.attachment.instance_id == instance.instance_id:
                     return current  # "already attached" to us by a parallel delivery
-                if current is None:
-                    # A parallel delivery converged on another ENI of ours and deleted this one: use that one.
-                    fresh = self._ec2.owned_enis(self._settings.owner, instance.instance_id)
-                    kept = self._owned_in(instance.instance_id, eni.subnet_id, fresh)
-                    if kept is not None and kept.eni_id != eni.eni_id:
-                        return self._attach(kept, launch, desired, budget)
+                if current is None and not switched and (kept := self._converged_elsewhere(eni, launch)):
+                    return self._attach(kept, launch, desired, budget, switched=True)
                 raise
             occupied.add(index)
             attachment = Attachment(attachment_id, instance.instance_id, index, card, False, "attaching")
             return replace(eni, attachment=attachment, status="in-use")
         raise AwsCallFailed("AttachNetworkInterface", "NoFreeDeviceIndex", f"no free device index for {eni.eni_id}")
+
+    def _attached_already(self, eni: Eni, instance: Instance) -> Eni:
+        assert eni.attachment is not None
+        if eni.attachment.instance_id == instance.instance_id:
+            return eni
+        raise AwsCallFailed(
+            "AttachNetworkInterface",
+            "EniAttachedElsewhere",
+            f"{eni.eni_id} is tagged for {instance.instance_id} but attached to {eni.attachment.instance_id}",
+        )
+
+    def _occupied(self, launch: _Launch) -> set[int]:
+        """Device indexes taken on our card: read once per launch; a racing attach shows as DeviceIndexTaken."""
+        if launch.occupied is None:
+            card = self._settings.network_card_index
+            launch.occupied = {
+                e.attachment.device_index
+                for e in self._ec2.instance_enis(launch.instance.instance_id)
+                if e.attachment and e.attachment.network_card_index == card
+            }
+        return launch.occupied
+
+    def _device_index_fallback(self, eni: Eni, desired: int, index: int) -> None:
+        self._metrics.count(Metric.DEVICE_INDEX_FALLBACKS)
+        self._log.warning(
+            "device index taken, using the next free one",
+            extra={"eni": eni.eni_id, "desired_index": desired, "device_index": index},
+        )
+
+    def _converged_elsewhere(self, eni: Eni, launch: _Launch) -> Eni | None:
+        """The other ENI of ours for this instance and subnet that parallel deliveries converge on, if ``eni``
+        is not it (a parallel delivery may have deleted ``eni`` as a duplicate)."""
+        fresh = self._ec2.owned_enis(self._settings.owner, launch.instance.instance_id)
+        kept = self._owned_in(launch.instance.instance_id, eni.subnet_id, fresh)
+        return kept if kept is not None and kept.eni_id != eni.eni_id else None
 
     def _subnets_in(self, availability_zone: str) -> list[Subnet]:
         if self._subnets is None:
@@ -374,23 +470,24 @@ class LifecycleService:
             )
         return in_az
 
-    def _fail(self, action: LifecycleAction, budget: Budget, error: Exception) -> Outcome:
+    def _fail(self, action: LifecycleAction, budget: Budget, error: Exception, known: Sequence[Eni] = ()) -> Outcome:
         result = self._settings.failure_result
         reason = f"{type(error).__name__}: {error}"
-        if not self._still_waiting(action):
-            # A late redelivery of an action that was completed meanwhile: the ENIs belong to a node that is
-            # in service (or gone). Rolling back would strip a healthy node; leave everything as it is.
-            self._metrics.count(Metric.ALREADY_COMPLETED)
-            self._log.warning("launch step failed, but the action is no longer waiting: nothing rolled back")
-            return Outcome(Status.ALREADY_COMPLETED, reason=reason)
-        self._log.error(
-            "launch failed, rolling back",
-            extra={"error": str(error), "error_type": type(error).__name__, "result": result.value},
-        )
-        self._metrics.count(Metric.LAUNCH_FAILURES)
-        left = self._release(action.instance_id, budget, everything=True)
-        self._metrics.count(Metric.ROLLBACKS)
-        completed = self._complete(action, result)
+        with self._deadline.within(budget.rollback_until):
+            if not self._still_waiting(action):
+                # A late redelivery of an action that was completed meanwhile: the ENIs belong to a node that is
+                # in service (or gone). Rolling back would strip a healthy node; leave everything as it is.
+                self._metrics.count(Metric.ALREADY_COMPLETED)
+                self._log.warning("launch step failed, but the action is no longer waiting: nothing rolled back")
+                return Outcome(Status.ALREADY_COMPLETED, reason=reason)
+            self._log.error(
+                "launch failed, rolling back",
+                extra={"error": str(error), "error_type": type(error).__name__, "result": result.value},
+            )
+            self._metrics.count(Metric.LAUNCH_FAILURES)
+            left = self._release(action.instance_id, budget, everything=True, known=known)
+            self._metrics.count(Metric.ROLLBACKS)
+        completed = self._complete(action, result, budget)
         if left:
             raise RollbackIncomplete(
                 f"completed {action.instance_id} with {result.value}, but could not release {', '.join(left)}"
@@ -412,49 +509,40 @@ class LifecycleService:
     def _terminate(self, action: LifecycleAction, budget: Budget) -> Outcome:
         if action.into_warm_pool:
             self._log.info("instance goes back to the warm pool: keeping its ENIs")
-            completed = self._complete(action, LifecycleResult.CONTINUE)
+            completed = self._complete(action, LifecycleResult.CONTINUE, budget)
             return Outcome(
                 Status.COMPLETED if completed else Status.ALREADY_COMPLETED,
                 LifecycleResult.CONTINUE,
                 reason="warm pool",
             )
         try:
-            left = self._release(action.instance_id, budget, everything=False)
+            with self._deadline.within(budget.rollback_until):
+                left = self._release(action.instance_id, budget, everything=False)
         except Exception:
             self._log.exception("unexpected error while releasing ENIs")
-            self._complete(action, LifecycleResult.CONTINUE)
+            self._complete(action, LifecycleResult.CONTINUE, budget)
             raise
-        completed = self._complete(action, LifecycleResult.CONTINUE)
+        completed = self._complete(action, LifecycleResult.CONTINUE, budget)
         if left:
             raise RollbackIncomplete(f"completed {action.instance_id}, but could not release {', '.join(left)}")
         return Outcome(Status.COMPLETED if completed else Status.ALREADY_COMPLETED, LifecycleResult.CONTINUE)
 
     # --- shared steps ---------------------------------------------------------------------------------
 
-    def _sweep_orphans(self) -> None:
-        """Delete our detached ENIs whose instance is gone, after the action is completed.
+    def _sweep_orphans(self, budget: Budget) -> None:
+        """After the action is completed, with the time that is left (best effort: see multus_ipam.orphans)."""
+        if budget.seconds_until(budget.end) < SWEEP_MIN_SECONDS:
+            self._log.info("no time left to sweep orphaned ENIs: the next event will")
+            return
+        with self._deadline.within(budget.sweep_until):
+            self.orphans.run(until=budget.sweep_until)
 
-        They are what a launch leaves when it dies between creating and attaching and its event is never
-        delivered again (the hook times out, the instance is terminated with no terminate event). ENIs of a
-        live instance are left alone: a launch may be about to attach them. Best effort: failures are logged
-        and counted, never raised, and the next event tries again.
-        """
-        try:
-            candidates = self._ec2.detached_enis(self._settings.owner)
-            by_instance = {eni.eni_id: eni.tags.get(INSTANCE_TAG, "") for eni in candidates}
-            alive = self._ec2.live_instances(sorted({i for i in by_instance.values() if i}))
-            for eni_id, instance_id in by_instance.items():
-                if instance_id not in alive:
-                    self._ec2.delete_eni(eni_id)
-                    self._metrics.count(Metric.ORPHANS_RELEASED)
-                    self._log.warning("deleted an orphaned ENI", extra={"eni": eni_id, "owner_instance": instance_id})
-        except MultusIpamError as error:
-            self._log.warning("could not sweep orphaned ENIs", extra={"error": str(error)})
-
-    def _release(self, instance_id: str, budget: Budget, *, everything: bool) -> list[str]:
-        """Detach and delete our ENIs of the instance; returns the ids that could not be released.
+    def _release(self, instance_id: str, budget: Budget, *, everything: bool, known: Sequence[Eni] = ()) -> list[str]:
+        """Detach and delete our ENIs of the instance until the rollback's deadline; returns the ids that could
+        not be released (and those the time did not allow to try).
 
         ``everything`` False keeps attached ENIs with DeleteOnTermination: EC2 deletes them with the instance.
+        ``known``: ENIs this invocation made or attached; released even if the listing does not show them yet.
         """
         left: list[str] = []
         try:
@@ -463,6 +551,8 @@ class LifecycleService:
             # The action must still be completed; the caller reports what could not be checked.
             self._log.error("could not list our ENIs to release them", extra={"error": str(error)})
             return [f"(unknown: listing ENIs of {instance_id} failed: {error})"]
+        owned, unconfirmed = self._with_known(owned, known, budget)
+        left.extend(unconfirmed)
         for eni in owned:
             attachment = eni.attachment
             if (
@@ -471,6 +561,10 @@ class LifecycleService:
                 and attachment.instance_id == instance_id
                 and attachment.delete_on_termination
             ):
+                continue
+            if budget.seconds_until(budget.rollback_until) <= 0:
+                self._log.error("no time left to release ENI: the completion comes first", extra={"eni": eni.eni_id})
+                left.append(eni.eni_id)
                 continue
             try:
                 if attachment is not None:
@@ -485,56 +579,104 @@ class LifecycleService:
             self._log.info("released ENI", extra={"eni": eni.eni_id})
         return left
 
+    def _with_known(self, listed: list[Eni], known: Sequence[Eni], budget: Budget) -> tuple[list[Eni], list[str]]:
+        """The listing, completed with what this invocation knows: an ENI it made that the listing does not
+        show yet (waited for, bounded), and an attachment it made that the listing does not show yet. Returns
+        the ENIs to release and the ids it had no time to confirm."""
+        enis = {eni.eni_id: eni for eni in listed}
+        unconfirmed: list[str] = []
+        for mine in known:
+            shown = enis.get(mine.eni_id)
+            if shown is None:
+                try:
+                    shown = self._shown_eventually(mine.eni_id, budget)
+                except DeadlineExceeded:
+                    unconfirmed.append(mine.eni_id)
+                    continue
+                if shown is None:
+                    self._log.info("an ENI this launch made is gone already", extra={"eni": mine.eni_id})
+                    continue
+            if shown.attachment is None and mine.attachment is not None:
+                shown = replace(shown, attachment=mine.attachment)
+            enis[mine.eni_id] = shown
+        return list(enis.values()), unconfirmed
+
+    def _shown_eventually(self, eni_id: str, budget: Budget) -> Eni | None:
+        """The ENI once EC2 shows it (a new one may not be shown at first); None if it still is not after a
+        bounded wait: deleted meanwhile (a parallel delivery). Raises DeadlineExceeded when out of time."""
+        patience = Patience(self._clock, budget.rollback_until)
+        while (current := self._ec2.describe_eni(eni_id)) is None:
+            if not patience.wait():
+                return None
+        return current
+
     def _wait_detached(self, eni_id: str, budget: Budget) -> None:
-        """Detaching is asynchronous: wait (bounded) until the ENI is available before deleting it."""
-        waited, delay = 0.0, 0.5
-        limit = min(self._settings.detach_timeout_seconds, max(budget.remaining_ms() / 1000 - 10, 1))
+        """Detaching is asynchronous: wait (bounded by DETACH_TIMEOUT_SECONDS and by the rollback's deadline)
+        until the ENI is available before deleting it."""
+        started = self._clock.now()
+        until = min(started + timedelta(seconds=self._settings.detach_timeout_seconds), budget.rollback_until)
+        delay = 0.5
         while True:
             current = self._ec2.describe_eni(eni_id)
             if current is None or current.status == "available":
                 return
-            if waited >= limit:
+            left = (until - self._clock.now()).total_seconds()
+            if left <= 0:
+                waited = (self._clock.now() - started).total_seconds()
                 raise TimeoutError(f"{eni_id} still {current.status} after {waited:.0f}s")
-            self._clock.sleep(delay)
-            waited += delay
+            self._clock.sleep(min(delay, left))
             delay = min(delay * 2, 5.0)
 
-    def _complete(self, action: LifecycleAction, result: LifecycleResult) -> bool:
-        """Complete the action; False when it had already been completed (a redelivery, a timeout).
+    def _complete(self, action: LifecycleAction, result: LifecycleResult, budget: Budget) -> bool:
+        """Complete the action with the time that is left; False when it had already been completed (a
+        redelivery, a timeout).
 
         "No active Lifecycle Action" is final once the instance no longer waits on this action; it has been
-        reported briefly while the instance still waits, so then retry a few times with backoff.
+        reported briefly while the instance still waits, so then retry a few times with backoff (time allowing).
         """
         waiting = _waiting_states(action)
         delay, attempts = 1.0, 4
-        for attempt in range(1, attempts + 1):
-            try:
-                self._autoscaling.complete_lifecycle_action(
-                    group=action.group,
-                    hook=action.hook,
-                    token=action.token,
-                    instance_id=action.instance_id,
-                    result=result,
-                )
-            except LifecycleActionGone:
-                state = self._autoscaling.lifecycle_state(action.instance_id)
-                if state not in waiting:
-                    self._metrics.count(Metric.ALREADY_COMPLETED)
-                    self._log.info(
-                        "lifecycle action was already completed", extra={"lifecycle_state": state or "not in group"}
+        with self._deadline.within(budget.end):
+            for attempt in range(1, attempts + 1):
+                try:
+                    self._autoscaling.complete_lifecycle_action(
+                        group=action.group,
+                        hook=action.hook,
+                        token=action.token,
+                        instance_id=action.instance_id,
+                        result=result,
                     )
-                    return False
-                if attempt < attempts:
+                except LifecycleActionGone:
+                    state = self._autoscaling.lifecycle_state(action.instance_id)
+                    if state not in waiting:
+                        self._metrics.count(Metric.ALREADY_COMPLETED)
+                        self._log.info(
+                            "lifecycle action was already completed",
+                            extra={"lifecycle_state": state or "not in group"},
+                        )
+                        return False
+                    if attempt == attempts or budget.seconds_until(budget.end) <= delay + 1:
+                        break
                     self._clock.sleep(delay)
                     delay *= 2
-                continue
-            self._metrics.count(Metric.CONTINUE if result is LifecycleResult.CONTINUE else Metric.ABANDON)
-            self._log.info("lifecycle action completed", extra={"result": result.value})
-            return True
+                    continue
+                self._metrics.count(Metric.CONTINUE if result is LifecycleResult.CONTINUE else Metric.ABANDON)
+                self._log.info("lifecycle action completed", extra={"result": result.value})
+                return True
         raise LifecycleActionGone(
             f"CompleteLifecycleAction keeps answering 'No active Lifecycle Action' while {action.instance_id} "
             f"still waits on the hook"
         )
+
+
+def _still_not_found(missing: NotYetVisible, eni: Eni, instance: Instance, waited: float) -> LifecycleFailure:
+    """The final decision on a NotFound that patience did not cure."""
+    if missing.about_instance:
+        return InstanceGone(
+            f"instance {instance.instance_id} is not found ({missing.operation}: {missing.code}, "
+            f"still after {waited:g}s)"
+        )
+    return AwsCallFailed(missing.operation, missing.code, f"{eni.eni_id} still not found after {waited:g}s")
 
 
 def _waiting_states(action: LifecycleAction) -> frozenset[str]:

@@ -7,7 +7,9 @@ adapters. Every method either returns what it says or raises one of :mod:`multus
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Protocol
 
@@ -91,7 +93,10 @@ class CreateEni:
 
 
 class Ec2(Protocol):
-    def describe_instance(self, instance_id: str) -> Instance | None: ...
+    def describe_instance(self, instance_id: str) -> Instance | None:
+        """None when EC2 does not show the instance: gone, or launched so recently that EC2 does not show it
+        yet (eventual consistency). The caller decides which, with patience."""
+        ...
 
     def describe_subnets(self, subnet_ids: Sequence[str]) -> list[Subnet]:
         """Raises SubnetMisconfigured naming the missing subnet."""
@@ -119,8 +124,10 @@ class Ec2(Protocol):
         """Our ENIs (by owner tag) that are not attached to anything (status available), all pages."""
         ...
 
-    def live_instances(self, instance_ids: Sequence[str]) -> set[str]:
-        """Those of the instances that exist and are not shutting down or terminated."""
+    def instance_states(self, instance_ids: Sequence[str]) -> dict[str, str]:
+        """The EC2 state of each of the instances that DescribeInstances shows (any number of ids: the adapter
+        splits them within AWS's limits). An id missing from the result is not shown: gone long ago, or too
+        new to be shown yet."""
         ...
 
     def create_eni(self, request: CreateEni) -> Eni:
@@ -128,12 +135,17 @@ class Ec2(Protocol):
         ...
 
     def attach_eni(self, eni_id: str, instance_id: str, device_index: int, network_card_index: int) -> str:
-        """Returns the attachment id. Raises DeviceIndexTaken, AwsCallFailed."""
+        """Returns the attachment id. Raises DeviceIndexTaken, NotYetVisible (the ENI or the instance is not
+        known yet), AwsCallFailed."""
         ...
 
-    def set_delete_on_termination(self, eni_id: str, attachment_id: str) -> None: ...
+    def set_delete_on_termination(self, eni_id: str, attachment_id: str) -> None:
+        """Raises NotYetVisible (the attachment or the ENI is not known yet), AwsCallFailed."""
+        ...
 
-    def set_source_dest_check(self, eni_id: str, *, enabled: bool) -> None: ...
+    def set_source_dest_check(self, eni_id: str, *, enabled: bool) -> None:
+        """Raises NotYetVisible (the ENI is not known yet), AwsCallFailed."""
+        ...
 
     def detach_eni(self, attachment_id: str) -> None:
         """Tolerates an attachment that is already gone."""
@@ -162,3 +174,20 @@ class AutoScaling(Protocol):
 
 class Clock(Protocol):
     def sleep(self, seconds: float) -> None: ...
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+class CallDeadline(Protocol):
+    """Bounds the time the AWS SDK may spend retrying the calling thread's AWS calls (throttling, 5xx).
+
+    The engine binds a deadline for each phase of an invocation (launch, rollback, completion); the adapters'
+    clients stop retrying a call when another retry could not end before it, and the call fails as AWS
+    answered it. Per thread: concurrent invocations in one execution environment each have their own.
+    """
+
+    def within(self, until: datetime | None) -> AbstractContextManager[None]:
+        """Bind ``until`` (None: no bound) for the calling thread while the context lasts."""
+        ...

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol, assert_never
 
@@ -16,6 +17,7 @@ from aws_lambda_powertools import Logger
 from multus_ipam.aws.autoscaling import AutoScalingAdapter
 from multus_ipam.aws.clients import Clients, make_clients
 from multus_ipam.aws.ec2 import Ec2Adapter
+from multus_ipam.aws.retry_deadline import SdkRetryDeadline
 from multus_ipam.errors import ConfigurationError, InvalidEvent, LifecycleActionGone, MultusIpamError
 from multus_ipam.events import LifecycleAction, TestNotification, parse_lifecycle_event
 from multus_ipam.lifecycle import LifecycleService
@@ -40,6 +42,9 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
@@ -61,13 +66,17 @@ def build_runtime(
     """Validate the configuration and wire the engine. Raises ConfigurationError naming the variable."""
     settings = load_settings(env)
     logger = logger or make_logger()
+    clock = clock or SystemClock()
     clients = clients or make_clients(settings.aws_max_attempts)
+    deadline = SdkRetryDeadline(clock)  # the SDK's retries end within each phase of an invocation
+    deadline.install(clients.ec2)
+    deadline.install(clients.autoscaling)
     ec2 = Ec2Adapter(clients.ec2, page_size=page_size)
     autoscaling = AutoScalingAdapter(clients.autoscaling)
     strategy: AddressStrategy
     match mode:
         case Mode.STATIC:
-            strategy = StaticLowestFree(settings, ec2, autoscaling)
+            strategy = StaticLowestFree(settings, ec2, autoscaling, clock)
         case Mode.CIDR_RESERVATION:
             strategy = CidrReservation(settings, ec2)
         case _ as unreachable:
@@ -79,7 +88,8 @@ def build_runtime(
         autoscaling=autoscaling,
         strategy=strategy,
         metrics=metrics,
-        clock=clock or SystemClock(),
+        clock=clock,
+        deadline=deadline,
         logger=logger,  # type: ignore[arg-type]  # Powertools Logger is a logging.Logger look-alike
     )
     return Runtime(settings=settings, service=service, metrics=metrics, logger=logger)
@@ -160,15 +170,17 @@ class LambdaEntry:
     environment (a bad variable fails that event by name, after completing its lifecycle action), then reused.
     """
 
-    def __init__(self, mode: Mode, env: Mapping[str, str] = os.environ) -> None:
+    def __init__(self, mode: Mode, env: Mapping[str, str] = os.environ, *, clock: Clock | None = None) -> None:
+        """``clock``: the system clock unless a test or a simulation gives its own."""
         self._mode = mode
         self._env = env
+        self._clock = clock
         self._runtime: Runtime | None = None
 
     def __call__(self, event: object, context: LambdaContext) -> dict[str, Any]:
         if self._runtime is None:
             try:
-                self._runtime = build_runtime(self._mode, self._env)
+                self._runtime = build_runtime(self._mode, self._env, clock=self._clock)
             except ConfigurationError as error:
                 complete_despite_configuration_error(error, event, self._env)
                 raise

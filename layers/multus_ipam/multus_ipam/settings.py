@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address, ip_network
 
@@ -26,7 +27,10 @@ NO_MANAGE_TAG = ("node.k8s.amazonaws.com/no_manage", "true")
 OWNER_TAG = "multus-ipam:owner"
 INSTANCE_TAG = "multus-ipam:instance-id"
 SUBNET_TAG = "multus-ipam:subnet-id"
-RESERVED_TAG_KEYS = frozenset({NO_MANAGE_TAG[0], OWNER_TAG, INSTANCE_TAG, SUBNET_TAG})
+#: When the lifecycle event that made the ENI was emitted (ISO 8601, UTC, seconds). The orphan sweep deletes an
+#: ENI whose instance DescribeInstances does not show only once this is older than ORPHAN_MIN_AGE_SECONDS.
+CREATED_AT_TAG = "multus-ipam:created-at"
+RESERVED_TAG_KEYS = frozenset({NO_MANAGE_TAG[0], OWNER_TAG, INSTANCE_TAG, SUBNET_TAG, CREATED_AT_TAG})
 
 
 class LifecycleResult(StrEnum):
@@ -54,18 +58,44 @@ class Settings:
     max_address_attempts: int = 8
     safety_margin_seconds: int = 30
     detach_timeout_seconds: int = 60
+    orphan_min_age_seconds: int = 600
+    """How old an ENI of ours must be before the orphan sweep may take its instance's absence from
+    DescribeInstances for death (a new instance may not be shown yet)."""
     hook_names: frozenset[str] = frozenset()
     """The lifecycle hooks this function serves; empty: every hook of the group."""
 
-    def tags_for(self, instance_id: str, subnet_id: str) -> dict[str, str]:
-        """Every tag an ENI gets at creation: the user's, the no_manage tag and our ownership tags."""
+    def tags_for(self, instance_id: str, subnet_id: str, *, created_at: datetime) -> dict[str, str]:
+        """Every tag an ENI gets at creation: the user's, the no_manage tag and our ownership tags.
+
+        ``created_at`` must be the same for every attempt of one launch (the lifecycle event's time): the tags
+        are part of the CreateNetworkInterface request its deterministic client token stands for.
+        """
         return {
             **self.extra_tags,
             NO_MANAGE_TAG[0]: NO_MANAGE_TAG[1],
             OWNER_TAG: self.owner,
             INSTANCE_TAG: instance_id,
             SUBNET_TAG: subnet_id,
+            CREATED_AT_TAG: format_created_at(created_at),
         }
+
+
+def format_created_at(moment: datetime) -> str:
+    """ISO 8601 in UTC to the second, e.g. 2026-11-24T10:00:00Z."""
+    if moment.tzinfo is None:
+        raise ValueError("created-at must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_created_at(value: str | None) -> datetime | None:
+    """The time a created-at tag holds; None when missing or unreadable (ENIs of older versions)."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _required(env: Mapping[str, str], name: str, accepted: str) -> str:
@@ -170,7 +200,8 @@ def _tags(env: Mapping[str, str]) -> dict[str, str]:
         if key in RESERVED_TAG_KEYS:
             raise ConfigurationError(name, f"tag {key!r} is set by this function and cannot be overridden", accepted)
     if len(tags) + len(RESERVED_TAG_KEYS) > 50:
-        raise ConfigurationError(name, "too many tags: EC2 allows 50 per resource, 4 are ours", accepted)
+        ours = len(RESERVED_TAG_KEYS)
+        raise ConfigurationError(name, f"too many tags: EC2 allows 50 per resource, {ours} are ours", accepted)
     return dict(tags)
 
 
@@ -247,4 +278,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_address_attempts=_int(env, "MAX_ADDRESS_ATTEMPTS", 8, 1, 100),
         safety_margin_seconds=_int(env, "SAFETY_MARGIN_SECONDS", 30, 5, 600),
         detach_timeout_seconds=_int(env, "DETACH_TIMEOUT_SECONDS", 60, 5, 600),
+        orphan_min_age_seconds=_int(env, "ORPHAN_MIN_AGE_SECONDS", 600, 60, 86_400),
     )

@@ -4,14 +4,23 @@ asks for; everything else (adopt, create, attach, roll back, complete) is the en
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Protocol, TypeVar
 
 from multus_ipam.addressing import AddressSpace, IPAddress, IPNetwork, choose_worker_address, launch_rank
 from multus_ipam.errors import InsufficientAddresses, MissingReservation, SubnetMisconfigured, WorkerRangeExhausted
-from multus_ipam.ports import AutoScaling, Ec2, Eni, Instance, Reservation, Subnet
+from multus_ipam.ports import AutoScaling, Clock, Ec2, Eni, Instance, Reservation, Subnet
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG, Settings
+
+#: How long an execution environment remembers an address EC2 refused as in use that none of our describes
+#: shows (an ENI of another account in a subnet shared through AWS RAM).
+HIDDEN_ADDRESS_MEMORY_SECONDS = 600
+#: A refusal this recent may still be a concurrent launch's new ENI that describes do not show yet (the engine
+#: waits as long for EC2 to show what it just made: multus_ipam.budget.VISIBILITY_WAITS).
+RECENT_REFUSAL_SECONDS = 15.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +44,70 @@ class AddressStrategy(Protocol):
         """``avoid``: addresses this launch already found taken (a describe may not show them yet)."""
         ...
 
+    def refused(self, subnet: Subnet, choice: AddressChoice) -> None:
+        """EC2 refused ``choice`` as in use (InvalidIPAddress.InUse)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """What an execution environment remembers of a subnet's addresses refused as in use and shown by no describe."""
+
+    addresses: frozenset[IPAddress] = frozenset()
+    recent: frozenset[IPAddress] = frozenset()
+    """Refused within RECENT_REFUSAL_SECONDS: possibly a concurrent launch's new ENI that describes do not show
+    yet (eventual consistency) rather than an ENI we cannot see at all."""
+
+
+class HiddenAddresses:
+    """Addresses EC2 refused as in use that none of our describes shows, remembered for a while.
+
+    In a subnet shared through AWS RAM, the other participants' ENIs are invisible to our describes but hold
+    their addresses all the same: every launch would choose them, be refused, and walk on, until
+    MAX_ADDRESS_ATTEMPTS such addresses below its rank fail every launch. A refusal is noted; the next choice
+    in the subnet drops it if a describe now shows the address (a concurrent claim, covered by the describes
+    from then on) and otherwise treats it as used until it expires. Per execution environment (the strategy
+    lives as long as it), thread-safe, no lock held across a call.
+    """
+
+    def __init__(self, clock: Clock, memory_seconds: float = HIDDEN_ADDRESS_MEMORY_SECONDS) -> None:
+        self._clock = clock
+        self._memory = timedelta(seconds=memory_seconds)
+        self._recent = timedelta(seconds=RECENT_REFUSAL_SECONDS)
+        self._lock = threading.Lock()
+        self._refused_at: dict[tuple[str, IPAddress], datetime] = {}
+
+    def refused(self, subnet_id: str, addresses: list[IPAddress]) -> None:
+        now = self._clock.now()
+        with self._lock:
+            for address in addresses:
+                self._refused_at[(subnet_id, address)] = now
+
+    def hidden(self, subnet_id: str, shown: frozenset[IPAddress]) -> Remembered:
+        """The remembered addresses of the subnet that ``shown`` (what a describe shows used) does not explain;
+        forgets the expired ones and those a describe now shows."""
+        now = self._clock.now()
+        with self._lock:
+            for key, at in list(self._refused_at.items()):
+                if key[0] == subnet_id and (now - at >= self._memory or key[1] in shown):
+                    del self._refused_at[key]
+            mine = {address: at for (subnet, address), at in self._refused_at.items() if subnet == subnet_id}
+        return Remembered(
+            addresses=frozenset(mine),
+            recent=frozenset(address for address, at in mine.items() if now - at < self._recent),
+        )
+
 
 class StaticLowestFree:
     """Workers take the lowest free addresses at the start of the subnet; pods use the rest."""
 
     name = "static"
 
-    def __init__(self, settings: Settings, ec2: Ec2, autoscaling: AutoScaling) -> None:
+    def __init__(self, settings: Settings, ec2: Ec2, autoscaling: AutoScaling, clock: Clock) -> None:
         self._settings = settings
         self._ec2 = ec2
         self._autoscaling = autoscaling
+        self._hidden = HiddenAddresses(clock)
 
     def verify(self, subnet: Subnet) -> None:
         bound = self._settings.worker_upper_bounds.get(subnet.subnet_id)
@@ -62,34 +125,46 @@ class StaticLowestFree:
         # An ENI a parallel delivery of this same launch created (not yet attached) does not make its address
         # taken for us: choosing it again gives the same request, so the client token returns that same ENI.
         others = [eni for eni in enis if not self._is_for(eni, instance)]
+        shown: frozenset[IPAddress] = frozenset(
+            [*(a for eni in enis for a in eni.private_ipv4s), *(a for eni in enis for a in eni.ipv6s)]
+        )
+        remembered = self._hidden.hidden(subnet.subnet_id, shown)
+        hidden = remembered.addresses
+        # Refused by EC2, shown by no describe yet: maybe a launch counted in the rank whose ENI is not shown.
+        uncertain = (avoid | remembered.recent) - shown
         ipv4 = ipv6 = None
         reasons = []
         if subnet.ipv4_cidr is not None:
             space4 = AddressSpace(
                 subnet.ipv4_cidr,
-                used=frozenset(a for eni in others for a in eni.private_ipv4s) | avoid,
+                used=frozenset(a for eni in others for a in eni.private_ipv4s) | avoid | hidden,
                 blocked=_blocked(enis, reservations, IPv4Network),
                 upper_bound=self._settings.worker_upper_bounds.get(subnet.subnet_id),
             )
-            pick4 = choose_worker_address(space4, rank)
+            pick4 = choose_worker_address(space4, rank, uncertain=_of_version(uncertain, 4))
             if pick4 is None:
-                raise self._exhausted(subnet, "IPv4")
+                raise self._exhausted(subnet, space4, rank)
             assert isinstance(pick4.address, IPv4Address)
             ipv4 = pick4.address
             reasons.append(pick4.reason)
         if subnet.ipv6_cidr is not None:
             space6 = AddressSpace(
                 subnet.ipv6_cidr,
-                used=frozenset(a for eni in others for a in eni.ipv6s) | avoid,
+                used=frozenset(a for eni in others for a in eni.ipv6s) | avoid | hidden,
                 blocked=_blocked(enis, reservations, IPv6Network),
             )
-            pick6 = choose_worker_address(space6, rank)
+            pick6 = choose_worker_address(space6, rank, uncertain=_of_version(uncertain, 6))
             if pick6 is None:
-                raise self._exhausted(subnet, "IPv6")
+                raise self._exhausted(subnet, space6, rank)
             assert isinstance(pick6.address, IPv6Address)
             ipv6 = pick6.address
             reasons.append(pick6.reason)
+        if hidden:
+            reasons.append(f"{len(hidden)} address(es) refused as in use earlier and shown by no describe avoided")
         return AddressChoice(ipv4=ipv4, ipv6=ipv6, ipv6_auto=False, reason="; ".join(reasons))
+
+    def refused(self, subnet: Subnet, choice: AddressChoice) -> None:
+        self._hidden.refused(subnet.subnet_id, [a for a in (choice.ipv4, choice.ipv6) if a is not None])
 
     def _is_for(self, eni: Eni, instance: Instance) -> bool:
         return eni.tags.get(OWNER_TAG) == self._settings.owner and eni.tags.get(INSTANCE_TAG) == instance.instance_id
@@ -100,14 +175,26 @@ class StaticLowestFree:
         waiting = self._autoscaling.waiting_instances(self._settings.group_name, subnet.availability_zone)
         return launch_rank(instance.instance_id, (i for i in waiting if i not in served))
 
-    def _exhausted(self, subnet: Subnet, family: str) -> InsufficientAddresses | WorkerRangeExhausted:
-        bound = self._settings.worker_upper_bounds.get(subnet.subnet_id)
-        if family == "IPv4" and bound is not None:
-            return WorkerRangeExhausted(
-                f"no free IPv4 address left for workers in {subnet.subnet_id} at or below {bound} "
-                "(WORKER_IP_UPPER_BOUNDS); raise the bound or free addresses"
+    def _exhausted(
+        self, subnet: Subnet, space: AddressSpace, rank: int
+    ) -> InsufficientAddresses | WorkerRangeExhausted:
+        """No address for this launch: the free ones (if any) go to the ``rank`` waiting launches ahead of it."""
+        family = f"IPv{space.network.version}"
+        free = space.count_free(at_most=rank + 1)
+        bound = self._settings.worker_upper_bounds.get(subnet.subnet_id) if family == "IPv4" else None
+        where = f"{subnet.subnet_id} ({space.network})" + (
+            f" at or below {bound} (WORKER_IP_UPPER_BOUNDS)" if bound is not None else ""
+        )
+        if free == 0:
+            problem = f"no free {family} address left for workers in {where}"
+        else:
+            problem = (
+                f"{free} free {family} address(es) for workers in {where}, all taken by the {rank} waiting "
+                f"launch(es) ahead of this one (it is #{rank + 1})"
             )
-        return InsufficientAddresses(f"no free {family} address left for workers in {subnet.subnet_id}")
+        if bound is not None:
+            return WorkerRangeExhausted(f"{problem}; raise the bound or free addresses")
+        return InsufficientAddresses(f"{problem}; use a bigger subnet or fewer workers")
 
 
 class CidrReservation:
@@ -146,8 +233,15 @@ class CidrReservation:
             reason="assigned by EC2 outside the subnet's explicit CIDR reservations",
         )
 
+    def refused(self, subnet: Subnet, choice: AddressChoice) -> None:
+        """EC2 chose the address itself: nothing to remember."""
+
 
 _N = TypeVar("_N", IPv4Network, IPv6Network)
+
+
+def _of_version(addresses: frozenset[IPAddress], version: int) -> int:
+    return sum(1 for address in addresses if address.version == version)
 
 
 def _blocked(enis: list[Eni], reservations: list[Reservation], family: type[_N]) -> tuple[_N, ...]:

@@ -12,10 +12,14 @@ from multus_ipam.settings import LifecycleResult
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
+    from mypy_boto3_autoscaling.type_defs import InstanceTypeDef
 
 #: Lifecycle states of an instance whose launch waits on a hook (or is about to).
 LAUNCH_WAITING_STATES = frozenset({"Pending", "Pending:Wait", "Warmed:Pending", "Warmed:Pending:Wait"})
 NO_ACTIVE_ACTION = "No active Lifecycle Action found"
+#: DescribeWarmPool's MaxRecords is at most 50 (Auto Scaling API reference; botocore states it only in the
+#: parameter's documentation, AWS answers ValidationError beyond).
+WARM_POOL_PAGE_SIZE = 50
 
 
 class AutoScalingAdapter:
@@ -36,19 +40,19 @@ class AutoScalingAdapter:
     def complete_lifecycle_action(
         self, *, group: str, hook: str, token: str, instance_id: str, result: LifecycleResult
     ) -> None:
-        try:
-            self._client.complete_lifecycle_action(
-                LifecycleHookName=hook,
-                AutoScalingGroupName=group,
-                LifecycleActionToken=token,
-                LifecycleActionResult=result.value,
-                InstanceId=instance_id,
-            )
-        except ClientError as error:
-            # The code is the generic ValidationError: the message is what says the action is gone.
-            if error_code(error) == "ValidationError" and NO_ACTIVE_ACTION in error_message(error):
-                raise LifecycleActionGone(error_message(error)) from error
-            with aws_call("CompleteLifecycleAction"):
+        with aws_call("CompleteLifecycleAction"):
+            try:
+                self._client.complete_lifecycle_action(
+                    LifecycleHookName=hook,
+                    AutoScalingGroupName=group,
+                    LifecycleActionToken=token,
+                    LifecycleActionResult=result.value,
+                    InstanceId=instance_id,
+                )
+            except ClientError as error:
+                # The code is the generic ValidationError: the message is what says the action is gone.
+                if error_code(error) == "ValidationError" and NO_ACTIVE_ACTION in error_message(error):
+                    raise LifecycleActionGone(error_message(error)) from error
                 raise
 
     def lifecycle_state(self, instance_id: str) -> str | None:
@@ -60,23 +64,30 @@ class AutoScalingAdapter:
 
     def waiting_instances(self, group: str, availability_zone: str) -> list[str]:
         """The group's instances and its warm pool's (DescribeAutoScalingGroups does not list those): a burst
-        that fills a warm pool must rank its launches as much as one that scales the group out."""
+        that fills a warm pool must rank its launches as much as one that scales the group out. The warm pool
+        is read only when the group has one (DescribeAutoScalingGroups then shows its WarmPoolConfiguration)."""
         with aws_call("DescribeAutoScalingGroups"):
             response = self._client.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
-        items = [item for found in response.get("AutoScalingGroups", []) for item in found.get("Instances", [])]
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"AutoScalingGroupName": group, "MaxRecords": 100}
-            if token:
-                kwargs["NextToken"] = token
-            with aws_call("DescribeWarmPool"):
-                pool = self._client.describe_warm_pool(**kwargs)
-            items.extend(pool.get("Instances", []))
-            token = pool.get("NextToken")
-            if not token:
-                break
+        groups = response.get("AutoScalingGroups", [])
+        items = [item for found in groups for item in found.get("Instances", [])]
+        if any(found.get("WarmPoolConfiguration") for found in groups):
+            items.extend(self._warm_pool_instances(group))
         return [
             str(item["InstanceId"])
             for item in items
             if item.get("AvailabilityZone") == availability_zone and item.get("LifecycleState") in LAUNCH_WAITING_STATES
         ]
+
+    def _warm_pool_instances(self, group: str) -> list[InstanceTypeDef]:
+        instances: list[InstanceTypeDef] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"AutoScalingGroupName": group, "MaxRecords": WARM_POOL_PAGE_SIZE}
+            if token:
+                kwargs["NextToken"] = token
+            with aws_call("DescribeWarmPool"):
+                pool = self._client.describe_warm_pool(**kwargs)
+            instances.extend(pool.get("Instances", []))
+            token = pool.get("NextToken")
+            if not token:
+                return instances

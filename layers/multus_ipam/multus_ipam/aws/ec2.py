@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from botocore.exceptions import ClientError
 
 from multus_ipam.aws._errors import aws_call, error_code, error_message
-from multus_ipam.errors import DeviceIndexTaken, InsufficientAddresses, IpAddressInUse, SubnetMisconfigured
+from multus_ipam.errors import (
+    DeviceIndexTaken,
+    InsufficientAddresses,
+    IpAddressInUse,
+    NotYetVisible,
+    SubnetMisconfigured,
+)
 from multus_ipam.ports import Attachment, CreateEni, Eni, Instance, Reservation, Subnet
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG
 
@@ -18,6 +24,14 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import FilterTypeDef, NetworkInterfaceTypeDef
 
 DEVICE_INDEX_TAKEN = "already has an interface attached at device index"
+#: Codes EC2 answers for an id it does not know (yet): eventual consistency right after a create or a launch.
+NOT_FOUND_CODES = frozenset(
+    {"InvalidInstanceID.NotFound", "InvalidNetworkInterfaceID.NotFound", "InvalidAttachmentID.NotFound"}
+)
+#: EC2 describes take MaxResults from 5 to 1000 (EC2 API reference).
+PAGE_SIZE_RANGE = (5, 1000)
+#: A single EC2 request takes at most 200 filter values (FilterLimitExceeded beyond).
+MAX_FILTER_VALUES = 200
 
 
 class Ec2Adapter:
@@ -39,18 +53,21 @@ class Ec2Adapter:
     )
 
     def __init__(self, client: EC2Client, *, page_size: int = 1000) -> None:
+        low, high = PAGE_SIZE_RANGE
+        if not low <= page_size <= high:
+            raise ValueError(f"page_size {page_size} is outside EC2's MaxResults range {low}-{high}")
         self._client = client
         self._page_size = page_size
 
     # --- reads ----------------------------------------------------------------------------------------
 
     def describe_instance(self, instance_id: str) -> Instance | None:
-        try:
-            response = self._client.describe_instances(InstanceIds=[instance_id])
-        except ClientError as error:
-            if error_code(error) == "InvalidInstanceID.NotFound":
-                return None
-            with aws_call("DescribeInstances"):
+        with aws_call("DescribeInstances"):
+            try:
+                response = self._client.describe_instances(InstanceIds=[instance_id])
+            except ClientError as error:
+                if error_code(error) == "InvalidInstanceID.NotFound":
+                    return None
                 raise
         for reservation in response.get("Reservations", []):
             for item in reservation.get("Instances", []):
@@ -62,12 +79,12 @@ class Ec2Adapter:
         return None
 
     def describe_subnets(self, subnet_ids: Sequence[str]) -> list[Subnet]:
-        try:
-            response = self._client.describe_subnets(SubnetIds=list(subnet_ids))
-        except ClientError as error:
-            if error_code(error) == "InvalidSubnetID.NotFound":
-                raise SubnetMisconfigured(f"MULTUS_SUBNET_IDS: {error_message(error)}") from error
-            with aws_call("DescribeSubnets"):
+        with aws_call("DescribeSubnets"):
+            try:
+                response = self._client.describe_subnets(SubnetIds=list(subnet_ids))
+            except ClientError as error:
+                if error_code(error) == "InvalidSubnetID.NotFound":
+                    raise SubnetMisconfigured(f"MULTUS_SUBNET_IDS: {error_message(error)}") from error
                 raise
         subnets = []
         for item in response.get("Subnets", []):
@@ -114,27 +131,31 @@ class Ec2Adapter:
             )
         )
 
-    def live_instances(self, instance_ids: Sequence[str]) -> set[str]:
-        if not instance_ids:
-            return set()
-        alive: set[str] = set()
+    def instance_states(self, instance_ids: Sequence[str]) -> dict[str, str]:
+        states: dict[str, str] = {}
+        ids = sorted(set(instance_ids))
         paginator = self._client.get_paginator("describe_instances")
-        # A filter, not InstanceIds: one unknown id would fail the whole request with NotFound.
-        with aws_call("DescribeInstances"):
-            for page in paginator.paginate(Filters=[{"Name": "instance-id", "Values": list(instance_ids)}]):
-                for reservation in page.get("Reservations", []):
-                    for item in reservation.get("Instances", []):
-                        if item["State"]["Name"] not in ("shutting-down", "terminated"):
-                            alive.add(item["InstanceId"])
-        return alive
+        # A filter, not InstanceIds: one unknown id would fail the whole request with NotFound. At most
+        # MAX_FILTER_VALUES values per request.
+        for start in range(0, len(ids), MAX_FILTER_VALUES):
+            chunk = ids[start : start + MAX_FILTER_VALUES]
+            pages = paginator.paginate(
+                Filters=[{"Name": "instance-id", "Values": chunk}], PaginationConfig={"PageSize": self._page_size}
+            )
+            with aws_call("DescribeInstances"):
+                for page in pages:
+                    for reservation in page.get("Reservations", []):
+                        for item in reservation.get("Instances", []):
+                            states[item["InstanceId"]] = item["State"]["Name"]
+        return states
 
     def describe_eni(self, eni_id: str) -> Eni | None:
-        try:
-            response = self._client.describe_network_interfaces(NetworkInterfaceIds=[eni_id])
-        except ClientError as error:
-            if error_code(error) == "InvalidNetworkInterfaceID.NotFound":
-                return None
-            with aws_call("DescribeNetworkInterfaces"):
+        with aws_call("DescribeNetworkInterfaces"):
+            try:
+                response = self._client.describe_network_interfaces(NetworkInterfaceIds=[eni_id])
+            except ClientError as error:
+                if error_code(error) == "InvalidNetworkInterfaceID.NotFound":
+                    return None
                 raise
         items = response.get("NetworkInterfaces", [])
         return _eni(items[0]) if items else None
@@ -144,7 +165,7 @@ class Ec2Adapter:
         reservations: list[Reservation] = []
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"SubnetId": subnet_id, "MaxResults": min(self._page_size, 1000)}
+            kwargs: dict[str, Any] = {"SubnetId": subnet_id, "MaxResults": self._page_size}
             if token:
                 kwargs["NextToken"] = token
             with aws_call("GetSubnetCidrReservations"):
@@ -190,63 +211,81 @@ class Ec2Adapter:
             kwargs["Ipv6Addresses"] = [{"Ipv6Address": str(request.ipv6)}]
         elif request.ipv6_count:
             kwargs["Ipv6AddressCount"] = request.ipv6_count
-        try:
-            response = self._client.create_network_interface(**kwargs)
-        except ClientError as error:
-            code = error_code(error)
-            if code == "InvalidIPAddress.InUse":
-                raise IpAddressInUse(error_message(error)) from error
-            if code == "InsufficientFreeAddressesInSubnet":
-                raise InsufficientAddresses(f"{request.subnet_id}: {error_message(error)}") from error
-            with aws_call("CreateNetworkInterface"):
+        with aws_call("CreateNetworkInterface"):
+            try:
+                response = self._client.create_network_interface(**kwargs)
+            except ClientError as error:
+                code = error_code(error)
+                if code == "InvalidIPAddress.InUse":
+                    raise IpAddressInUse(error_message(error)) from error
+                if code == "InsufficientFreeAddressesInSubnet":
+                    raise InsufficientAddresses(f"{request.subnet_id}: {error_message(error)}") from error
                 raise
         return _eni(response["NetworkInterface"])
 
     def attach_eni(self, eni_id: str, instance_id: str, device_index: int, network_card_index: int) -> str:
-        try:
-            response = self._client.attach_network_interface(
-                NetworkInterfaceId=eni_id,
-                InstanceId=instance_id,
-                DeviceIndex=device_index,
-                NetworkCardIndex=network_card_index,
-            )
-        except ClientError as error:
-            # The code is the generic InvalidParameterValue: the message is what says the index is taken.
-            if error_code(error) == "InvalidParameterValue" and DEVICE_INDEX_TAKEN in error_message(error):
-                raise DeviceIndexTaken(error_message(error)) from error
-            with aws_call("AttachNetworkInterface"):
+        with aws_call("AttachNetworkInterface"):
+            try:
+                response = self._client.attach_network_interface(
+                    NetworkInterfaceId=eni_id,
+                    InstanceId=instance_id,
+                    DeviceIndex=device_index,
+                    NetworkCardIndex=network_card_index,
+                )
+            except ClientError as error:
+                # The code is the generic InvalidParameterValue: the message is what says the index is taken.
+                if error_code(error) == "InvalidParameterValue" and DEVICE_INDEX_TAKEN in error_message(error):
+                    raise DeviceIndexTaken(error_message(error)) from error
+                _raise_if_not_found(error, "AttachNetworkInterface", eni_id, instance_id)
                 raise
         return response["AttachmentId"]
 
     def set_delete_on_termination(self, eni_id: str, attachment_id: str) -> None:
         with aws_call("ModifyNetworkInterfaceAttribute"):
-            self._client.modify_network_interface_attribute(
-                NetworkInterfaceId=eni_id, Attachment={"AttachmentId": attachment_id, "DeleteOnTermination": True}
-            )
+            try:
+                self._client.modify_network_interface_attribute(
+                    NetworkInterfaceId=eni_id, Attachment={"AttachmentId": attachment_id, "DeleteOnTermination": True}
+                )
+            except ClientError as error:
+                _raise_if_not_found(error, "ModifyNetworkInterfaceAttribute", eni_id, attachment_id)
+                raise
 
     def set_source_dest_check(self, eni_id: str, *, enabled: bool) -> None:
         with aws_call("ModifyNetworkInterfaceAttribute"):
-            self._client.modify_network_interface_attribute(
-                NetworkInterfaceId=eni_id, SourceDestCheck={"Value": enabled}
-            )
+            try:
+                self._client.modify_network_interface_attribute(
+                    NetworkInterfaceId=eni_id, SourceDestCheck={"Value": enabled}
+                )
+            except ClientError as error:
+                _raise_if_not_found(error, "ModifyNetworkInterfaceAttribute", eni_id)
+                raise
 
     def detach_eni(self, attachment_id: str) -> None:
-        try:
-            self._client.detach_network_interface(AttachmentId=attachment_id)
-        except ClientError as error:
-            if error_code(error) == "InvalidAttachmentID.NotFound":
-                return
-            with aws_call("DetachNetworkInterface"):
+        with aws_call("DetachNetworkInterface"):
+            try:
+                self._client.detach_network_interface(AttachmentId=attachment_id)
+            except ClientError as error:
+                if error_code(error) == "InvalidAttachmentID.NotFound":
+                    return
                 raise
 
     def delete_eni(self, eni_id: str) -> None:
-        try:
-            self._client.delete_network_interface(NetworkInterfaceId=eni_id)
-        except ClientError as error:
-            if error_code(error) == "InvalidNetworkInterfaceID.NotFound":
-                return
-            with aws_call("DeleteNetworkInterface"):
+        with aws_call("DeleteNetworkInterface"):
+            try:
+                self._client.delete_network_interface(NetworkInterfaceId=eni_id)
+            except ClientError as error:
+                if error_code(error) == "InvalidNetworkInterfaceID.NotFound":
+                    return
                 raise
+
+
+def _raise_if_not_found(error: ClientError, operation: str, eni_id: str, other_id: str | None = None) -> None:
+    """NotFound for an ENI, instance or attachment id: NotYetVisible, for the engine to retry patiently."""
+    code = error_code(error)
+    if code not in NOT_FOUND_CODES:
+        return
+    resource = eni_id if code == "InvalidNetworkInterfaceID.NotFound" else (other_id or eni_id)
+    raise NotYetVisible(operation, code, resource, error_message(error)) from error
 
 
 def _tags(item: Mapping[str, Any]) -> dict[str, str]:

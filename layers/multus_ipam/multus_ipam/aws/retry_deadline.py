@@ -1,0 +1,99 @@
+"""Bound botocore's own retries by the time the calling thread has left.
+
+botocore's standard retry mode retries throttling and 5xx answers up to ``max_attempts`` times with a backoff of
+``rand * min(2^(n-1), 20)`` s before attempt n+1 (``botocore/retries/standard.py``, ``ExponentialBackoff``): one
+call can spend well over a minute retrying, far past the moment the engine must stop to roll back and complete
+the lifecycle action. The engine binds a deadline per phase (:class:`multus_ipam.ports.CallDeadline`); here a
+``needs-retry`` handler stops retrying as soon as another retry could end after it.
+
+How botocore asks (``botocore/endpoint.py``, ``Endpoint._needs_retry``): after each attempt it emits
+``needs-retry.<service>.<operation>`` with ``attempts`` (made so far), ``response`` (``(http, parsed)``) or
+``caught_exception``; the first handler to answer something other than None decides: a number is the delay before
+retrying, ``False`` means "do not retry" and stops the later handlers (the standard retry handler answers
+``False`` the same way when its quota is spent). Registered first on the service's own event name, this handler
+runs before the standard one. When it answers ``False``, the call ends with the answer AWS gave (the client raises
+its ``ClientError``), so the adapters translate it as usual (``AwsCallFailed`` naming the operation and code).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from multus_ipam.ports import Clock
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+#: botocore standard mode's cap on one backoff delay, in seconds (``ExponentialBackoff._MAX_BACKOFF``).
+MAX_BACKOFF_SECONDS = 20.0
+
+_log = logging.getLogger(__name__)
+
+
+def retry_cost(attempts: int, connect_timeout: float, read_timeout: float) -> float:
+    """The longest another retry can take after ``attempts`` attempts: the largest backoff botocore may draw
+    (throttling scale, 1 s * 2^(attempts-1), capped at 20 s), then an attempt that waits out both timeouts."""
+    backoff = min(2.0 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+    return backoff + connect_timeout + read_timeout
+
+
+class SdkRetryDeadline:
+    """Implements :class:`multus_ipam.ports.CallDeadline` for boto3 clients it is installed on."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._local = threading.local()
+
+    @contextmanager
+    def within(self, until: datetime | None) -> Iterator[None]:
+        previous: datetime | None = getattr(self._local, "until", None)
+        self._local.until = until
+        try:
+            yield
+        finally:
+            self._local.until = previous
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the calling thread's deadline; None when none is bound."""
+        until: datetime | None = getattr(self._local, "until", None)
+        if until is None:
+            return None
+        return (until - self._clock.now()).total_seconds()
+
+    def install(self, client: BaseClient) -> None:
+        """Register on ``client`` (idempotent per client): its calls on a thread with a deadline stop retrying
+        when another retry could end after it."""
+        config = client.meta.config
+        connect = float(getattr(config, "connect_timeout", None) or 60)  # botocore's default: 60 s each
+        read = float(getattr(config, "read_timeout", None) or 60)
+        service = client.meta.service_model.service_id.hyphenize()
+
+        def needs_retry(attempts: int, caught_exception: Exception | None = None, **kwargs: object) -> bool | None:
+            response = kwargs.get("response")
+            http = response[0] if isinstance(response, tuple) and response else None
+            failed = caught_exception is not None or getattr(http, "status_code", 200) >= 400
+            if not failed:
+                return None  # nothing to retry: botocore's own handlers carry on as usual
+            left = self.seconds_left()
+            if left is None or left >= retry_cost(attempts, connect, read):
+                return None  # let botocore decide (and draw its delay)
+            _log.warning(
+                "not retrying an AWS call: another retry could end after this phase's deadline",
+                extra={
+                    "operation": getattr(kwargs.get("operation"), "name", "?"),
+                    "attempts": attempts,
+                    "seconds_left": round(left, 1),
+                },
+            )
+            return False
+
+        client.meta.events.register_first(
+            f"needs-retry.{service}",
+            needs_retry,  # type: ignore[arg-type]  # the stubs say handlers return None; botocore reads the value
+            unique_id=f"multus-ipam-retry-deadline-{id(self)}",
+        )

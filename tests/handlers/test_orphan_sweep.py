@@ -1,0 +1,201 @@
+"""The orphan sweep (after every lifecycle action) never deletes a launch in flight.
+
+Every ENI we create carries the time of the lifecycle event that made it (multus-ipam:created-at). An instance
+DescribeInstances does not show counts as gone only for ENIs older than ORPHAN_MIN_AGE_SECONDS (a new instance
+may not be shown yet); ENIs without the tag (older versions) go only on positive evidence (the instance shown
+shutting-down or terminated). DescribeInstances gets at most 200 filter values per call.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from localaws import SimulatedCrash
+from multus_ipam.aws.ec2 import Ec2Adapter
+from multus_ipam.ports import Eni
+from multus_ipam.runtime import Runtime
+from multus_ipam.settings import CREATED_AT_TAG, INSTANCE_TAG, OWNER_TAG, SUBNET_TAG, format_created_at
+from tests.handlers.timing import engine_clock, settle
+from tests.handlers.world import World, deliver
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import NetworkInterfaceTypeDef
+
+NOT_SHOWN = "i-0aaaaaaaaaaaaaaaa"  # no such instance: DescribeInstances does not show it
+
+
+def left_behind(world: World, instance_id: str, *, age: timedelta | None) -> str:
+    """A detached ENI of ours for ``instance_id``, as a launch leaves it between create and attach; ``age``
+    None: made by a version without the created-at tag."""
+    tags = {OWNER_TAG: "test-stack", INSTANCE_TAG: instance_id, SUBNET_TAG: world.multus_subnets[0]}
+    if age is not None:
+        tags[CREATED_AT_TAG] = format_created_at(world.aws.clock.now() - age)
+    eni = world.ec2.create_network_interface(
+        SubnetId=world.multus_subnets[0],
+        TagSpecifications=[
+            {"ResourceType": "network-interface", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ],
+    )["NetworkInterface"]
+    return eni["NetworkInterfaceId"]
+
+
+def runtime(world: World, min_age_seconds: str = "") -> Runtime:
+    return world.runtime(clock=engine_clock(world), ORPHAN_MIN_AGE_SECONDS=min_age_seconds)
+
+
+def handle_some_event(world: World, min_age_seconds: str = "") -> None:
+    """Any lifecycle action, once what was left behind is visible: the sweep runs after it."""
+    settle(world)
+    (event,) = world.scale_out(1)
+    assert deliver(runtime(world, min_age_seconds), event)["result"] == "CONTINUE"
+
+
+def exists(world: World, eni_id: str) -> bool:
+    return eni_id in {e["NetworkInterfaceId"] for e in world.our_enis()}
+
+
+def tags_of(eni: NetworkInterfaceTypeDef) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in eni.get("TagSet", []) if "Key" in t and "Value" in t}
+
+
+def test_given_a_launch_then_each_eni_carries_the_time_of_its_lifecycle_event(world: World) -> None:
+    (event,) = world.scale_out(1)
+
+    deliver(runtime(world), event)
+
+    ours = world.our_enis()
+    assert len(ours) == 2
+    assert {tags_of(eni)[CREATED_AT_TAG] for eni in ours} == {event["time"]}
+
+
+def test_given_a_crash_after_create_and_the_eni_not_listed_yet_when_redelivered_later_then_the_same_eni_is_used(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (event,) = world.scale_out(1)
+    world.aws.faults.crash_after("ec2", "CreateNetworkInterface")
+    with pytest.raises(SimulatedCrash):
+        deliver(runtime(world), event)
+    settle(world)
+    (created,) = world.our_enis()
+    world.aws.clock.advance(90)  # Lambda's retry comes a minute or two later
+    real_owned = Ec2Adapter.owned_enis
+    unlisted = [True]
+
+    def not_listed_yet(self: Ec2Adapter, owner: str, instance_id: str) -> list[Eni]:
+        if unlisted:  # the redelivery's first look: EC2 does not list the ENI yet
+            unlisted.pop()
+            return []
+        return real_owned(self, owner, instance_id)
+
+    monkeypatch.setattr(Ec2Adapter, "owned_enis", not_listed_yet)
+
+    outcome = deliver(runtime(world), event)
+
+    assert outcome["result"] == "CONTINUE", outcome["reason"]
+    creates = world.aws.calls_to("ec2", "CreateNetworkInterface")
+    assert [c.outcome for c in creates] == ["crash", "ok", "ok"], "the same token, the same request: no mismatch"
+    assert created["NetworkInterfaceId"] in {e["networkInterfaceId"] for e in outcome["enis"]}
+    assert len(world.our_enis()) == 2
+
+
+def test_given_a_young_detached_eni_whose_instance_is_not_shown_when_sweeping_then_it_is_kept(world: World) -> None:
+    eni_id = left_behind(world, NOT_SHOWN, age=timedelta(seconds=30))
+
+    handle_some_event(world)
+
+    assert exists(world, eni_id), "a new instance may not be shown yet: its launch is in flight"
+
+
+def test_given_an_old_detached_eni_whose_instance_is_not_shown_when_sweeping_then_it_is_deleted(world: World) -> None:
+    eni_id = left_behind(world, NOT_SHOWN, age=timedelta(minutes=11))
+
+    handle_some_event(world)
+
+    assert not exists(world, eni_id)
+
+
+def test_given_a_cooldown_setting_when_sweeping_then_it_decides_what_is_old(world: World) -> None:
+    eni_id = left_behind(world, NOT_SHOWN, age=timedelta(minutes=2))
+
+    handle_some_event(world, min_age_seconds="60")
+
+    assert not exists(world, eni_id)
+
+
+def test_given_an_untagged_old_eni_whose_instance_is_not_shown_when_sweeping_then_it_is_kept(world: World) -> None:
+    eni_id = left_behind(world, NOT_SHOWN, age=None)
+
+    handle_some_event(world)
+
+    assert exists(world, eni_id), "no proof of age: only positive evidence of the instance's end will do"
+
+
+def test_given_an_untagged_eni_whose_instance_is_terminated_when_sweeping_then_it_is_deleted(world: World) -> None:
+    (first,) = world.scale_out(1)
+    instance_id = first["detail"]["EC2InstanceId"]
+    eni_id = left_behind(world, instance_id, age=None)
+    settle(world)
+    world.ec2.terminate_instances(InstanceIds=[instance_id])
+
+    handle_some_event(world)
+
+    assert not exists(world, eni_id)
+
+
+def test_given_a_launch_in_flight_whose_instance_is_not_shown_yet_when_another_event_sweeps_then_it_completes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = world.scale_out(2)
+    world.aws.faults.crash_after("ec2", "CreateNetworkInterface")
+    with pytest.raises(SimulatedCrash):  # the first launch is mid-flight: its ENI exists, not yet attached
+        deliver(runtime(world), first)
+    in_flight = first["detail"]["EC2InstanceId"]
+    real_states = Ec2Adapter.instance_states
+
+    def too_new_to_be_shown(self: Ec2Adapter, instance_ids: list[str]) -> dict[str, str]:
+        return {i: s for i, s in real_states(self, instance_ids).items() if i != in_flight}
+
+    monkeypatch.setattr(Ec2Adapter, "instance_states", too_new_to_be_shown)
+
+    deliver(runtime(world), second)
+
+    assert world.aws.calls_to("ec2", "DeleteNetworkInterface") == []
+    assert deliver(runtime(world), first)["result"] == "CONTINUE"  # its redelivery adopts the ENI
+    assert len(world.our_enis()) == 4
+
+
+def test_given_more_than_200_candidates_when_sweeping_then_describe_instances_gets_at_most_200_values_per_call(
+    world: World,
+) -> None:
+    instance_ids = [f"i-{n:017x}" for n in range(1, 251)]  # none of them exists
+    for instance_id in instance_ids:
+        left_behind(world, instance_id, age=timedelta(hours=1))
+    world.aws.clear_calls()
+
+    handle_some_event(world)
+
+    sweep_reads = [c for c in world.aws.calls_to("ec2", "DescribeInstances") if "Filter.1.Name" in c.params]
+    values = [sum(1 for key in c.params if key.startswith("Filter.1.Value.")) for c in sweep_reads]
+    assert sorted(values) == [50, 200]
+    assert not any(tags_of(e).get(INSTANCE_TAG) in instance_ids for e in world.our_enis())
+
+
+def test_given_describe_instances_fails_when_sweeping_then_the_event_is_unaffected(world: World) -> None:
+    eni_id = left_behind(world, NOT_SHOWN, age=timedelta(hours=1))
+    (event,) = world.scale_out(1)
+    handler = runtime(world)
+    real_states = Ec2Adapter.instance_states
+
+    def failing(self: Ec2Adapter, instance_ids: list[str]) -> dict[str, str]:
+        world.aws.faults.fail("ec2", "DescribeInstances", code="UnauthorizedOperation", status=403)
+        return real_states(self, instance_ids)  # the launch's own DescribeInstances went through, the sweep's not
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Ec2Adapter, "instance_states", failing)
+        outcome = deliver(handler, event)
+
+    assert outcome["result"] == "CONTINUE"
+    assert exists(world, eni_id)
