@@ -1,8 +1,10 @@
 """`make demo`: a Multus node group scaling out and in against the local AWS, through the real Lambda handlers.
 
-Two node groups side by side, one per IP mode. Each scales out by six workers (three per AZ) in one burst,
-the lifecycle events are delivered to the function concurrently (as EventBridge does), one event is delivered
-a second time (EventBridge is at-least-once), then two workers are scaled in. The output shows each worker's
+Two node groups side by side, one per IP mode, on the realistic local AWS (strict parameters, latency, EC2's
+token buckets, eventual consistency, asynchronous attachments, each node's VPC CNI; simulated time). Each
+scales out by six workers (three per AZ) in one burst, the lifecycle events are delivered to the function
+concurrently (as EventBridge does, each to its own execution environment), one event is delivered a second
+time (EventBridge is at-least-once), then two workers are scaled in. The output shows each worker's
 Multus interfaces, the lifecycle results, a map of a Multus subnet (workers at the bottom or outside the
 reservations, the pod range untouched) and a leak check.
 """
@@ -14,35 +16,41 @@ import io
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from functions.cidr_reservation import app as cidr_app
-from functions.static_ip import app as static_app
-from localaws import LocalAWS, Realism
+from localaws import LocalAWS
+from localaws.clock import Clock
 from localaws.scenario import Scenario, Spec, build
+from multus_ipam.runtime import LambdaEntry
+from multus_ipam.runtime import Mode as FunctionMode
 from multus_ipam.settings import OWNER_TAG
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 AZS = ("us-east-1a", "us-east-1b")
+LAMBDA_TIMEOUT_SECONDS = 180
+SEED = 2026
 
 
-@dataclass
 class Context:
-    """What a Lambda context gives the handler."""
+    """What a Lambda context gives the handler: the function's 180 s (template.yaml), counted on the local AWS
+    clock from the invocation's start."""
 
-    aws_request_id: str = "demo"
+    aws_request_id = "demo"
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._started = clock.now()
 
     def get_remaining_time_in_millis(self) -> int:
-        return 180_000
+        elapsed = (self._clock.now() - self._started).total_seconds()
+        return max(int((LAMBDA_TIMEOUT_SECONDS - elapsed) * 1000), 0)
 
 
 @dataclass(frozen=True)
 class Mode:
     title: str
-    handler: Handler
+    function: FunctionMode
     spec: Spec
     env: Callable[[Scenario, dict[str, IPv4Network]], dict[str, str]]
     pod_range: Callable[[IPv4Network], IPv4Network]
@@ -78,7 +86,7 @@ def _pods_top_quarter(network: IPv4Network) -> IPv4Network:
 MODES = (
     Mode(
         title="static: workers take the lowest free addresses, capped below the pod range",
-        handler=static_app.lambda_handler,
+        function=FunctionMode.STATIC,
         spec=Spec(group_name="multus-static", max_size=12),
         env=_static_env,
         pod_range=_pods_top_quarter,
@@ -86,7 +94,7 @@ MODES = (
     ),
     Mode(
         title="cidr-reservation: EC2 picks worker addresses outside the pods' explicit reservations",
-        handler=cidr_app.lambda_handler,
+        function=FunctionMode.CIDR_RESERVATION,
         spec=Spec(
             group_name="multus-cidr",
             max_size=12,
@@ -101,11 +109,18 @@ MODES = (
 )
 
 
-def deliver(handler: Handler, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Deliver events concurrently, as EventBridge invokes one function instance per event."""
-    with ThreadPoolExecutor(max_workers=max(len(events), 1)) as pool, contextlib.redirect_stdout(io.StringIO()):
+def deliver(aws: LocalAWS, function: FunctionMode, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Deliver events at once, as EventBridge does: each to a fresh execution environment of the function (the
+    functions' own entry point, on the local AWS clock), as concurrent callers of the local AWS."""
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        return LambdaEntry(function, os.environ, clock=aws.clock)(event, Context(aws.clock))
+
+    with contextlib.redirect_stdout(io.StringIO()):
         # (the functions' JSON logs and EMF metrics go to stdout, as in Lambda; not wanted on the demo's screen)
-        return list(pool.map(lambda event: handler(event, Context()), events))
+        outcomes = aws.run_concurrently([lambda e=e: invoke(e) for e in events])  # type: ignore[misc]
+    aws.clock.advance(15)  # a moment later: attachments have finished, new ENIs show in every describe
+    return [outcome.get() for outcome in outcomes]
 
 
 def show_workers(aws: LocalAWS, scenario: Scenario, owner: str) -> None:
@@ -181,11 +196,11 @@ def run_mode(aws: LocalAWS, number: int, mode: Mode, previous_env: dict[str, str
     autoscaling.set_desired_capacity(AutoScalingGroupName=scenario.group_name, DesiredCapacity=6)
     launches = [aws.lifecycle.event(a) for a in aws.lifecycle.active() if a.group == scenario.group_name]
     print(f"\n   scale out 0 -> 6: {len(launches)} instances wait in Pending:Wait; delivering their events at once")
-    outcomes = deliver(mode.handler, launches)
+    outcomes = deliver(aws, mode.function, launches)
     print(f"   results: {_tally(outcomes)}")
     show_workers(aws, scenario, owner)
 
-    again = deliver(mode.handler, launches[:1])[0]
+    again = deliver(aws, mode.function, launches[:1])[0]
     print(f"\n   the first launch event delivered again (EventBridge is at-least-once): {again['status']}, ", end="")
     print(f"adopted {sum(e['adopted'] for e in again['enis'])} ENIs, created none")
 
@@ -193,11 +208,11 @@ def run_mode(aws: LocalAWS, number: int, mode: Mode, previous_env: dict[str, str
     terminations = [aws.lifecycle.event(a) for a in aws.lifecycle.active() if a.group == scenario.group_name]
     leaving = ", ".join(e["detail"]["EC2InstanceId"] for e in terminations)
     print(f"\n   scale in 6 -> 4: {leaving} wait in Terminating:Wait; delivering their events")
-    print(f"   results: {_tally(deliver(mode.handler, terminations))}; their ENIs went with them (DoT)")
+    print(f"   results: {_tally(deliver(aws, mode.function, terminations))}; their ENIs went with them (DoT)")
     show_workers(aws, scenario, owner)
 
     if mode.show_failure:
-        show_failed_launch(aws, scenario, mode.handler)
+        show_failed_launch(aws, scenario, mode.function)
 
     first_subnet = scenario.multus_subnets[scenario.azs[0]][0]
     print()
@@ -224,22 +239,22 @@ def run_mode(aws: LocalAWS, number: int, mode: Mode, previous_env: dict[str, str
     return (not leaked and not in_pod_range and attached == 2 * workers), env
 
 
-def show_failed_launch(aws: LocalAWS, scenario: Scenario, handler: Handler) -> None:
+def show_failed_launch(aws: LocalAWS, scenario: Scenario, function: FunctionMode) -> None:
     """A launch that cannot finish: it rolls back what it made and abandons; Auto Scaling replaces the node."""
     autoscaling = aws.client("autoscaling")
     print("\n   a failure: the function may not attach ENIs (say an IAM policy lost ec2:AttachNetworkInterface)")
     aws.faults.fail("ec2", "AttachNetworkInterface", code="UnauthorizedOperation", status=403)
     autoscaling.set_desired_capacity(AutoScalingGroupName=scenario.group_name, DesiredCapacity=5)
     (event,) = [aws.lifecycle.event(a) for a in aws.lifecycle.active() if a.group == scenario.group_name]
-    outcome = deliver(handler, [event])[0]
+    outcome = deliver(aws, function, [event])[0]
     print(f"   {event['detail']['EC2InstanceId']}: {outcome['result']} after rollback; reason: {outcome['reason']}")
     aws.faults.clear()
     (replacement,) = [aws.lifecycle.event(a) for a in aws.lifecycle.active() if a.group == scenario.group_name]
     print(f"   Auto Scaling terminated it and launched {replacement['detail']['EC2InstanceId']}; permission restored:")
-    print(f"   results: {_tally(deliver(handler, [replacement]))}")
+    print(f"   results: {_tally(deliver(aws, function, [replacement]))}")
     autoscaling.set_desired_capacity(AutoScalingGroupName=scenario.group_name, DesiredCapacity=4)
     terminations = [aws.lifecycle.event(a) for a in aws.lifecycle.active() if a.group == scenario.group_name]
-    deliver(handler, terminations)
+    deliver(aws, function, terminations)
     print(f"   scaled back to 4 workers ({len(terminations)} more termination handled)")
 
 
@@ -256,7 +271,8 @@ def main() -> int:
     print("eks-multus-ipam demo: Multus node groups scaling on the local AWS (moto + what moto lacks)")
     print("Each worker gets one ENI per Multus subnet of its AZ, tagged node.k8s.amazonaws.com/no_manage=true.")
     ok, env = True, dict[str, str]()
-    with LocalAWS(region="us-east-1", realism=Realism.ideal()) as aws:  # TEMPORARY: realistic once part B lands
+    print(f"The local AWS is the realistic one (localaws.realism: throttled, eventually consistent), seed {SEED}.")
+    with LocalAWS(region="us-east-1", seed=SEED) as aws:
         for number, mode in enumerate(MODES, start=1):
             passed, env = run_mode(aws, number, mode, env)
             ok &= passed

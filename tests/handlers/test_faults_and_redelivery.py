@@ -8,7 +8,6 @@ here runs for both functions (static and cidr-reservation): they share the engin
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, cast
 
@@ -252,8 +251,7 @@ def test_given_the_same_event_three_times_in_parallel_then_one_eni_per_subnet_an
     (event,) = world.scale_out(1)
     runtimes = [world.runtime() for _ in range(3)]
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        outcomes = list(pool.map(lambda r: deliver(r, event), runtimes))
+    outcomes = world.deliver_concurrently([event] * 3, runtimes)
 
     assert sorted(o["status"] for o in outcomes) == ["already-completed", "already-completed", "completed"]
     assert_launched_once(world, event["detail"]["EC2InstanceId"])
@@ -262,10 +260,8 @@ def test_given_the_same_event_three_times_in_parallel_then_one_eni_per_subnet_an
 @pytest.mark.parametrize("mode", [Mode.STATIC])
 def test_given_twenty_parallel_launches_then_all_continue_with_the_twenty_lowest_addresses(world: World) -> None:
     events = world.scale_out(20)
-    runtime = world.runtime()
 
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        outcomes = list(pool.map(lambda e: deliver(runtime, e), events))
+    outcomes = world.deliver_concurrently(events)
 
     assert [o["result"] for o in outcomes] == ["CONTINUE"] * 20
     for position, subnet in enumerate(world.multus_subnets[:2]):
@@ -279,10 +275,8 @@ def test_given_twenty_parallel_launches_then_all_continue_with_the_twenty_lowest
 @pytest.mark.parametrize("mode", [Mode.CIDR_RESERVATION])
 def test_given_twenty_parallel_cidr_launches_then_all_continue_outside_the_pod_ranges(world: World) -> None:
     events = world.scale_out(20)
-    runtime = world.runtime()
 
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        outcomes = list(pool.map(lambda e: deliver(runtime, e), events))
+    outcomes = world.deliver_concurrently(events)
 
     assert [o["result"] for o in outcomes] == ["CONTINUE"] * 20
     ours = world.our_enis()

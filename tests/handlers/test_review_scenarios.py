@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 
 import pytest
@@ -88,10 +87,7 @@ def test_given_a_burst_that_fills_a_warm_pool_then_every_launch_continues_with_t
     events = aws.lifecycle.events()
     assert len(events) == 10
     assert {e["detail"]["Destination"] for e in events} == {"WarmPool"}
-    runtime = world.runtime()
-
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        outcomes = list(pool.map(lambda e: deliver(runtime, e), events))
+    outcomes = world.deliver_concurrently(events)
 
     assert [o["result"] for o in outcomes] == ["CONTINUE"] * 10
     first = sorted(

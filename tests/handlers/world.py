@@ -119,6 +119,18 @@ class World:
             page_size=page_size,
         )
 
+    def deliver_concurrently(
+        self, events: list[dict[str, Any]], runtimes: list[Runtime] | None = None
+    ) -> list[dict[str, Any]]:
+        """Deliver the events at once, as EventBridge does: each to its own execution environment (its own
+        runtime, unless ``runtimes`` says otherwise), as concurrent callers on the local AWS clock
+        (``aws.run_concurrently``: the interleaving follows the seed). Re-raises a delivery's exception."""
+        runtimes = runtimes or [self.runtime() for _ in events]
+        outcomes = self.aws.run_concurrently(
+            [lambda r=r, e=e: deliver(r, e) for r, e in zip(runtimes, events, strict=True)]  # type: ignore[misc]
+        )
+        return [outcome.get() for outcome in outcomes]
+
     def scale_out(self, count: int) -> list[dict[str, Any]]:
         """Raise desired capacity by ``count``; returns the launch events of the new instances."""
         before = {a.token for a in self.aws.lifecycle.active()}
