@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from unittest import mock
 from urllib.parse import parse_qsl
 
+import botocore.endpoint
 from botocore.awsrequest import AWSResponse
 from botocore.client import BaseClient
 from botocore.compat import HTTPHeaders
@@ -116,7 +117,8 @@ def _infrastructure(session: Session, *, skip_retry_delays: bool) -> Iterable[Pa
     yield Patch(BaseClient, "_make_api_call", lambda original: _remember_call(session, original))
     yield Patch(BotocoreStubber, "__call__", lambda original: _dispatcher(session, original))
     if session.realism.retry_delays:
-        yield Patch(ExponentialBackoff, "delay_amount", lambda original: _delay_on_clock(session, original))
+        yield Patch(ExponentialBackoff, "delay_amount", lambda original: _seeded_delay(session, original))
+        yield Patch(botocore.endpoint, "time", lambda original: _EndpointTime(session, original))
     elif skip_retry_delays:
         yield Patch(ExponentialBackoff, "delay_amount", lambda original: _no_delay(session, original))
 
@@ -146,17 +148,30 @@ def _no_delay(session: Session, original: Callable[..., float]) -> Callable[...,
     return delay_amount
 
 
-def _delay_on_clock(session: Session, original: Callable[..., float]) -> Callable[..., float]:
-    """botocore's standard-mode backoff, waited on the local AWS clock (botocore itself then sleeps 0)."""
+def _seeded_delay(session: Session, original: Callable[..., float]) -> Callable[..., float]:
+    """botocore's standard-mode backoff with its jitter drawn from the seed: the same seed, the same run."""
 
     def delay_amount(backoff: Any, context: Any) -> float:
-        backoff._random = session.realism_rng.random  # the jitter from the seed: the same seed, the same run
-        delay = original(backoff, context)
-        session.skipped_retry_delays.append(delay)
-        session.clock.sleep(delay)
-        return 0.0
+        backoff._random = session.realism_rng.random
+        return original(backoff, context)
 
     return delay_amount
+
+
+class _EndpointTime:
+    """``botocore.endpoint``'s ``time`` module, whose ``sleep`` (the wait before a retry botocore actually makes,
+    once every needs-retry handler has answered) waits on the local AWS clock instead."""
+
+    def __init__(self, session: Session, original: Any) -> None:
+        self._session = session
+        self._original = original
+
+    def sleep(self, seconds: float) -> None:
+        self._session.skipped_retry_delays.append(seconds)
+        self._session.clock.sleep(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._original, name)
 
 
 def _dispatcher(session: Session, original: Callable[..., Any]) -> Callable[..., Any]:

@@ -86,6 +86,7 @@ class Clock:
         self._tasks: dict[int, _Task] = {}  # thread ident -> task
         self._waiting: list[tuple[datetime, int, _Task]] = []
         self._progress = 0
+        self._errors: list[BaseException] = []  # raised by timers or listeners; re-raised to the caller
 
     # --- reading and moving time ------------------------------------------------------------------------
 
@@ -99,6 +100,8 @@ class Clock:
             raise ValueError("the clock only moves forward")
         with self._lock:
             self._advance_to(self._now + timedelta(seconds=seconds))
+            if self._errors and not self._tasks:
+                self._raise_errors()
             return self._now
 
     def sleep(self, seconds: float) -> None:
@@ -139,13 +142,23 @@ class Clock:
             if timer.when > self._now:
                 self._now = timer.when
                 self._notify()
-            timer.callback()
+            try:
+                timer.callback()
+            except Exception as error:  # noqa: BLE001 - kept and re-raised to the caller, never to a bystander task
+                self._errors.append(error)
         self._now = max(self._now, target)
         self._notify()
 
     def _notify(self) -> None:
         for listener in list(self._listeners):
-            listener(self._now)
+            try:
+                listener(self._now)
+            except Exception as error:  # noqa: BLE001 - as for timers
+                self._errors.append(error)
+
+    def _raise_errors(self) -> None:
+        errors, self._errors = self._errors, []
+        raise RuntimeError(f"{len(errors)} scheduled callback(s) of the local AWS failed") from errors[0]
 
     # --- concurrent callers -------------------------------------------------------------------------------
 
@@ -196,6 +209,9 @@ class Clock:
         self._watch(all_done)
         for thread in threads:
             thread.join()
+        with self._lock:
+            if self._errors:
+                self._raise_errors()
         return outcomes
 
     def _hand_on(self) -> None:

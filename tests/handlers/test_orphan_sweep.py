@@ -101,6 +101,38 @@ def test_given_a_crash_after_create_and_the_eni_not_listed_yet_when_redelivered_
     assert len(world.our_enis()) == 2
 
 
+def test_given_an_event_without_a_time_and_a_crash_after_create_when_redelivered_then_the_same_eni_is_used(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A created-at taken from each delivery's own clock would change the request behind the same client token:
+    # AWS answers IdempotentParameterMismatch (review finding). Without the event's time, no created-at tag.
+    (event,) = world.scale_out(1)
+    del event["time"]
+    world.aws.faults.crash_after("ec2", "CreateNetworkInterface")
+    with pytest.raises(SimulatedCrash):
+        deliver(runtime(world), event)
+    settle(world)
+    (created,) = world.our_enis()
+    world.aws.clock.advance(90)
+    real_owned = Ec2Adapter.owned_enis
+    unlisted = [True]
+
+    def not_listed_yet(self: Ec2Adapter, owner: str, instance_id: str) -> list[Eni]:
+        if unlisted:
+            unlisted.pop()
+            return []
+        return real_owned(self, owner, instance_id)
+
+    monkeypatch.setattr(Ec2Adapter, "owned_enis", not_listed_yet)
+
+    outcome = deliver(runtime(world), event)
+
+    assert outcome["result"] == "CONTINUE", outcome["reason"]
+    assert [c.outcome for c in world.aws.calls_to("ec2", "CreateNetworkInterface")] == ["crash", "ok", "ok"]
+    assert created["NetworkInterfaceId"] in {e["networkInterfaceId"] for e in outcome["enis"]}
+    assert CREATED_AT_TAG not in {t["Key"] for t in created.get("TagSet", [])}
+
+
 def test_given_a_young_detached_eni_whose_instance_is_not_shown_when_sweeping_then_it_is_kept(world: World) -> None:
     eni_id = left_behind(world, NOT_SHOWN, age=timedelta(seconds=30))
 

@@ -527,3 +527,43 @@ def test_given_concurrent_callers_when_one_sleeps_then_the_others_run_meanwhile_
     assert outcomes[0].get() == "slept"
     assert isinstance(outcomes[1].error, ValueError)
     assert aws.clock.now() - START == timedelta(seconds=10)
+
+
+def test_given_a_scheduled_callback_that_fails_when_tasks_run_then_every_task_still_runs_and_the_error_is_raised() -> (
+    None
+):
+    # A failing timer (say a VPC CNI actor in a full subnet) must not strand the task that happened to hand on.
+    with local(QUIET) as aws:
+        ran: list[str] = []
+
+        def boom() -> None:
+            raise ValueError("timer failed")
+
+        def task(name: str, wait: float) -> str:
+            aws.clock.sleep(wait)
+            ran.append(name)
+            return name
+
+        aws.clock.call_later(1.0, boom)
+        with pytest.raises(RuntimeError, match="scheduled callback") as raised:
+            aws.run_concurrently([lambda: task("a", 1.0), lambda: task("b", 1.2)])
+
+    assert sorted(ran) == ["a", "b"]
+    assert isinstance(raised.value.__cause__, ValueError)
+
+
+def test_given_a_retry_that_a_needs_retry_handler_refuses_when_throttled_then_no_backoff_is_waited() -> None:
+    # botocore asks every needs-retry handler; the delay the standard handler draws is waited only when botocore
+    # really retries (endpoint sleep), never for a retry another handler refused.
+    with local(replace(QUIET, throttling=Throttling(), retry_delays=True)) as aws:
+        ec2: EC2Client = aws.client("ec2", config=Config(retries={"mode": "standard", "total_max_attempts": 5}))
+        ec2.meta.events.register_first("needs-retry.ec2", lambda **_: False)  # type: ignore[arg-type]  # botocore reads the answer
+        subnet_id = subnet(ec2)
+        for _ in range(100):
+            describe_filtered(ec2, subnet_id)
+        before = aws.clock.now()
+        with pytest.raises(ClientError):
+            describe_filtered(ec2, subnet_id)
+
+        assert aws.clock.now() == before
+        assert aws.skipped_retry_delays == []

@@ -75,7 +75,7 @@ def test_given_time_enough_for_another_retry_when_throttled_then_botocore_retrie
     deadline = SdkRetryDeadline(clock)
     deadline.install(client)
 
-    with deadline.within(START + timedelta(seconds=retry_cost(3, 5, 20))):
+    with deadline.within(START + timedelta(seconds=retry_cost(3))):
         answer = _ask_to_retry(client, attempts=3)
 
     assert isinstance(answer, float)
@@ -86,7 +86,7 @@ def test_given_less_time_than_another_retry_could_take_when_throttled_then_the_c
     deadline = SdkRetryDeadline(clock)
     deadline.install(client)
 
-    with deadline.within(START + timedelta(seconds=retry_cost(3, 5, 20) - 0.5)):
+    with deadline.within(START + timedelta(seconds=retry_cost(3) - 0.5)):
         answer = _ask_to_retry(client, attempts=3)
 
     assert answer is False, "False stops botocore's own retry handler from answering with a delay"
@@ -159,7 +159,7 @@ def test_given_installed_twice_on_one_client_then_it_answers_once() -> None:
     assert [answer for _, answer in responses if answer is False] == [False]
 
 
-def test_given_attempts_when_costing_another_retry_then_backoff_is_capped_at_20s_plus_the_timeouts() -> None:
-    assert retry_cost(1, 5, 20) == 26
-    assert retry_cost(4, 5, 20) == 33
-    assert retry_cost(9, 5, 20) == 45
+def test_given_attempts_when_costing_another_retry_then_backoff_is_capped_at_20s_plus_one_attempt() -> None:
+    assert retry_cost(1) == 3
+    assert retry_cost(4) == 10
+    assert retry_cost(9) == 22

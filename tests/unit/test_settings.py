@@ -140,3 +140,10 @@ def test_given_the_most_tags_allowed_when_loaded_then_ours_still_fit_within_50()
     assert len(load_settings(env(ENI_TAGS=json.dumps(ok))).extra_tags) == 45
     with pytest.raises(ConfigurationError, match="5 are ours"):
         load_settings(env(ENI_TAGS=json.dumps({**ok, "one-more": "v"})))
+
+
+def test_given_no_creation_time_when_tagging_then_there_is_no_created_at_tag() -> None:
+    # An event without a time: any value would differ between deliveries of one launch (same client token).
+    tags = load_settings(env()).tags_for("i-0123456789abcdef0", SUBNET_A, created_at=None)
+    assert CREATED_AT_TAG not in tags
+    assert tags[OWNER_TAG] == "multus-ipam"

@@ -169,8 +169,9 @@ def parse_lifecycle_event(event: object) -> ParsedEvent:
 
 
 def _event_time(value: str | None) -> datetime | None:
-    """The envelope's time (``2026-11-24T10:00:00Z``); None when absent or unreadable: it is informative only,
-    never a reason to leave a lifecycle action unanswered."""
+    """The envelope's time (``2026-11-24T10:00:00Z``): the ENIs' created-at tag, the same in every delivery.
+    None when absent or unreadable (the ENIs then get no created-at tag): never a reason to leave a lifecycle
+    action unanswered."""
     if not value:
         return None
     try:

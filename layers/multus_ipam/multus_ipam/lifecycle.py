@@ -139,8 +139,9 @@ class _Launch:
 
     instance: Instance
     owned: list[Eni]
-    created_at: datetime
-    """The created-at tag of the ENIs this launch creates: the event's time, the same in every redelivery."""
+    created_at: datetime | None
+    """The created-at tag of the ENIs this launch creates: the event's time, the same in every redelivery (None
+    for an event without a time: no tag, see ``Settings.tags_for``)."""
     known: dict[str, Eni]
     """Every ENI this invocation created, adopted or attached, as last seen: a rollback releases them even if
     a listing does not show them yet (eventual consistency)."""
@@ -232,7 +233,7 @@ class LifecycleService:
         launch = _Launch(
             instance=instance,
             owned=self._ec2.owned_enis(self._settings.owner, instance.instance_id),
-            created_at=action.time or self._clock.now(),
+            created_at=action.time,
             known=known,
         )
         for subnet in subnets:

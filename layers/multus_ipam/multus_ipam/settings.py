@@ -64,20 +64,24 @@ class Settings:
     hook_names: frozenset[str] = frozenset()
     """The lifecycle hooks this function serves; empty: every hook of the group."""
 
-    def tags_for(self, instance_id: str, subnet_id: str, *, created_at: datetime) -> dict[str, str]:
+    def tags_for(self, instance_id: str, subnet_id: str, *, created_at: datetime | None) -> dict[str, str]:
         """Every tag an ENI gets at creation: the user's, the no_manage tag and our ownership tags.
 
         ``created_at`` must be the same for every attempt of one launch (the lifecycle event's time): the tags
-        are part of the CreateNetworkInterface request its deterministic client token stands for.
+        are part of the CreateNetworkInterface request its deterministic client token stands for. None (an
+        event without a time): no created-at tag, since any other value would differ between deliveries and
+        make a redelivered create an IdempotentParameterMismatch; the orphan sweep then needs positive evidence.
         """
-        return {
+        tags = {
             **self.extra_tags,
             NO_MANAGE_TAG[0]: NO_MANAGE_TAG[1],
             OWNER_TAG: self.owner,
             INSTANCE_TAG: instance_id,
             SUBNET_TAG: subnet_id,
-            CREATED_AT_TAG: format_created_at(created_at),
         }
+        if created_at is not None:
+            tags[CREATED_AT_TAG] = format_created_at(created_at)
+        return tags
 
 
 def format_created_at(moment: datetime) -> str:

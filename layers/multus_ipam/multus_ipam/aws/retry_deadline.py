@@ -31,15 +31,20 @@ if TYPE_CHECKING:
 
 #: botocore standard mode's cap on one backoff delay, in seconds (``ExponentialBackoff._MAX_BACKOFF``).
 MAX_BACKOFF_SECONDS = 20.0
+#: What one more attempt is counted to take on top of its backoff. EC2 and Auto Scaling answer in well under a
+#: second; counting the worst case instead (connect + read timeouts, 25 s) would forbid every retry in the last
+#: half minute of a phase, so one throttled CompleteLifecycleAction after a rollback would leave the action
+#: uncompleted. A hung connection is bounded by the client's timeouts all the same.
+ATTEMPT_SECONDS = 2.0
 
 _log = logging.getLogger(__name__)
 
 
-def retry_cost(attempts: int, connect_timeout: float, read_timeout: float) -> float:
-    """The longest another retry can take after ``attempts`` attempts: the largest backoff botocore may draw
-    (throttling scale, 1 s * 2^(attempts-1), capped at 20 s), then an attempt that waits out both timeouts."""
+def retry_cost(attempts: int, attempt_seconds: float = ATTEMPT_SECONDS) -> float:
+    """What another retry can take after ``attempts`` attempts: the largest backoff botocore may draw (throttling
+    scale, 1 s * 2^(attempts-1), capped at 20 s), then an attempt answered in ``attempt_seconds``."""
     backoff = min(2.0 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
-    return backoff + connect_timeout + read_timeout
+    return backoff + attempt_seconds
 
 
 class SdkRetryDeadline:
@@ -68,9 +73,6 @@ class SdkRetryDeadline:
     def install(self, client: BaseClient) -> None:
         """Register on ``client`` (idempotent per client): its calls on a thread with a deadline stop retrying
         when another retry could end after it."""
-        config = client.meta.config
-        connect = float(getattr(config, "connect_timeout", None) or 60)  # botocore's default: 60 s each
-        read = float(getattr(config, "read_timeout", None) or 60)
         service = client.meta.service_model.service_id.hyphenize()
 
         def needs_retry(attempts: int, caught_exception: Exception | None = None, **kwargs: object) -> bool | None:
@@ -80,7 +82,7 @@ class SdkRetryDeadline:
             if not failed:
                 return None  # nothing to retry: botocore's own handlers carry on as usual
             left = self.seconds_left()
-            if left is None or left >= retry_cost(attempts, connect, read):
+            if left is None or left >= retry_cost(attempts):
                 return None  # let botocore decide (and draw its delay)
             _log.warning(
                 "not retrying an AWS call: another retry could end after this phase's deadline",
