@@ -1,7 +1,9 @@
 """Cold-start cost of a function: module import time and the first invocation (settings, clients, adapters).
 
 Each figure is measured in a fresh interpreter, so nothing is cached from an earlier run. The first
-invocation runs against the local AWS, so it measures our own set-up work, not network latency.
+invocation runs against the ideal local AWS (instant, consistent: ``Realism.ideal()``), so it measures our own
+set-up work in wall time, not AWS latency (the realistic local AWS's waits are simulated time, which the
+function's real clock would spend asleep, and its request validation is the emulator's own cost).
 Run: `make bench` (or `python -m benchmarks.cold_start`).
 """
 
@@ -17,8 +19,8 @@ FIRST_INVOKE = """
 import os, time
 os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
 os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-from localaws import LocalAWS
-with LocalAWS(region="us-east-1") as aws:
+from localaws import LocalAWS, Realism
+with LocalAWS(region="us-east-1", realism=Realism.ideal()) as aws:
     from tests.handlers.world import build_world, FakeContext
     world = build_world(aws)
     (event,) = world.scale_out(1)
