@@ -71,6 +71,21 @@ def test_given_a_launch_then_each_eni_carries_the_time_of_its_lifecycle_event(wo
     assert {tags_of(eni)[CREATED_AT_TAG] for eni in ours} == {event["time"]}
 
 
+def first_listing_misses_our_enis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The redelivery's first look at our ENIs: EC2 does not list the one just created yet (eventual
+    consistency), so the launch creates again with the same client token."""
+    real_owned = Ec2Adapter.owned_enis
+    unlisted = [True]
+
+    def not_listed_yet(self: Ec2Adapter, owner: str, instance_id: str) -> list[Eni]:
+        if unlisted:
+            unlisted.pop()
+            return []
+        return real_owned(self, owner, instance_id)
+
+    monkeypatch.setattr(Ec2Adapter, "owned_enis", not_listed_yet)
+
+
 def test_given_a_crash_after_create_and_the_eni_not_listed_yet_when_redelivered_later_then_the_same_eni_is_used(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,16 +96,7 @@ def test_given_a_crash_after_create_and_the_eni_not_listed_yet_when_redelivered_
     settle(world)
     (created,) = world.our_enis()
     world.aws.clock.advance(90)  # Lambda's retry comes a minute or two later
-    real_owned = Ec2Adapter.owned_enis
-    unlisted = [True]
-
-    def not_listed_yet(self: Ec2Adapter, owner: str, instance_id: str) -> list[Eni]:
-        if unlisted:  # the redelivery's first look: EC2 does not list the ENI yet
-            unlisted.pop()
-            return []
-        return real_owned(self, owner, instance_id)
-
-    monkeypatch.setattr(Ec2Adapter, "owned_enis", not_listed_yet)
+    first_listing_misses_our_enis(monkeypatch)
 
     outcome = deliver(runtime(world), event)
 
@@ -114,16 +120,7 @@ def test_given_an_event_without_a_time_and_a_crash_after_create_when_redelivered
     settle(world)
     (created,) = world.our_enis()
     world.aws.clock.advance(90)
-    real_owned = Ec2Adapter.owned_enis
-    unlisted = [True]
-
-    def not_listed_yet(self: Ec2Adapter, owner: str, instance_id: str) -> list[Eni]:
-        if unlisted:
-            unlisted.pop()
-            return []
-        return real_owned(self, owner, instance_id)
-
-    monkeypatch.setattr(Ec2Adapter, "owned_enis", not_listed_yet)
+    first_listing_misses_our_enis(monkeypatch)
 
     outcome = deliver(runtime(world), event)
 
