@@ -87,9 +87,7 @@ class Buckets:
             state = self._states.get((service, key))
             if state is None:
                 state = self._states[(service, key)] = _State(bucket.size, now)
-            elapsed = max((now - state.stamp).total_seconds(), 0.0)
-            rate = bucket.refill * (1.0 - self._config.others_share)
-            state.level = min(bucket.size, state.level + elapsed * rate)
+            state.level = self._refilled(state, bucket, now)
             state.stamp = max(now, state.stamp)
             if state.level >= 1.0:
                 state.level -= 1.0
@@ -103,7 +101,9 @@ class Buckets:
         key, bucket = self.bucket_for(service, operation, params)
         with self._lock:
             state = self._states.get((service, key))
-            if state is None:
-                return bucket.size
-            elapsed = max((now - state.stamp).total_seconds(), 0.0)
-            return min(bucket.size, state.level + elapsed * bucket.refill * (1.0 - self._config.others_share))
+            return bucket.size if state is None else self._refilled(state, bucket, now)
+
+    def _refilled(self, state: _State, bucket: Bucket, now: datetime) -> float:
+        """The bucket's level at ``now``: what was left, plus the refill since, less other callers' share."""
+        elapsed = max((now - state.stamp).total_seconds(), 0.0)
+        return min(bucket.size, state.level + elapsed * bucket.refill * (1.0 - self._config.others_share))

@@ -8,13 +8,14 @@ fields we use are validated, and anything wrong is reported with the path of the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from multus_ipam.errors import InvalidEvent
+from multus_ipam.settings import parse_created_at
 
 LAUNCH_DETAIL_TYPE = "EC2 Instance-launch Lifecycle Action"
 TERMINATE_DETAIL_TYPE = "EC2 Instance-terminate Lifecycle Action"
@@ -164,18 +165,7 @@ def parse_lifecycle_event(event: object) -> ParsedEvent:
         instance_id=detail.instance_id,
         origin=detail.origin,
         destination=detail.destination,
-        time=_event_time(parsed.time),
+        # the ENIs' created-at tag, the same in every delivery; None (no tag) when absent or unreadable: never
+        # a reason to leave a lifecycle action unanswered
+        time=parse_created_at(parsed.time),
     )
-
-
-def _event_time(value: str | None) -> datetime | None:
-    """The envelope's time (``2026-11-24T10:00:00Z``): the ENIs' created-at tag, the same in every delivery.
-    None when absent or unreadable (the ENIs then get no created-at tag): never a reason to leave a lifecycle
-    action unanswered."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -92,14 +92,15 @@ def format_created_at(moment: datetime) -> str:
 
 
 def parse_created_at(value: str | None) -> datetime | None:
-    """The time a created-at tag holds; None when missing or unreadable (ENIs of older versions)."""
+    """The UTC time a created-at tag (or the lifecycle event's ``time``, which it is set from) holds; None when
+    missing or unreadable (ENIs of older versions, an event without a time)."""
     if not value:
         return None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _required(env: Mapping[str, str], name: str, accepted: str) -> str:
