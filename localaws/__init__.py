@@ -14,6 +14,9 @@ to it) and installs, in one place (``localaws._install``), a thin layer over mot
   creation, ``Pending:Wait`` / ``Terminating:Wait``, ``CompleteLifecycleAction``,
   ``RecordLifecycleActionHeartbeat``, heartbeat and global timeouts on a controllable clock (``aws.clock``),
   warm pools, and the EventBridge event AWS sends for each lifecycle action (``aws.lifecycle.event``);
+* **SQS** (``localaws.sqs``): moto's queues on the local AWS clock (visibility timeouts, delays, retention,
+  redrive to a dead-letter queue at ``maxReceiveCount``), long polls that wait on that clock, expired messages
+  deleted, an old receipt handle deleting nothing;
 * **realism** (``localaws.realism``, on by default): requests validated against botocore's service models
   (``localaws.validation``), latency, EC2's per-action token buckets (``localaws.throttling``), eventual
   consistency and asynchronous attach/detach (``localaws.consistency``), each new node's VPC CNI
@@ -97,6 +100,9 @@ NOT_MODELLED: dict[str, str] = {
     "cross-AZ attach code": "Attaching an ENI from another AZ gives InvalidParameterCombination (code unconfirmed).",
     "notification targets": "Lifecycle hooks' SNS/SQS targets and the test notification are not sent.",
     "event delivery": "No EventBridge: tests render aws.lifecycle.events() and call the handler themselves.",
+    "SQS delivery": "Standard queues deliver exactly once here (AWS: at least once, rarely twice); a "
+    "WaitTimeSeconds=0 receive sees every visible message (AWS samples some servers); a long poll returns within "
+    "0.1 s of a message becoming visible. ChangeMessageVisibility does not answer MessageNotInflight.",
     "scaling slowdown": "AWS slows launches when hooks keep abandoning; here replacements launch at once.",
     "termination policy": "Scale-in picks the AZ with most instances, then the oldest; no other policies.",
     "instance refresh, mixed instances": "Not lifecycle-aware (moto's own behaviour).",

@@ -3,7 +3,11 @@
 Two layers, both undone when the ``LocalAWS`` context exits:
 
 * **dispatch** (always on): wraps moto's botocore stubber so that every request is logged, may be failed or
-  crashed by fault injection, and is processed under one lock (moto is not thread-safe).
+  crashed by fault injection, and is processed under one lock (moto is not thread-safe). Also always on, because
+  they make the local AWS's own time hold everywhere: moto's SQS reads the local AWS clock (visibility timeouts,
+  delays, retention, ``SentTimestamp``, ``ApproximateFirstReceiveTimestamp``); a long poll (``WaitTimeSeconds``
+  > 0) waits on that clock instead of spinning in wall time; and a Lambda invocation that the local AWS runs
+  with a deadline (``invocation_deadline``, used by ``localaws.intake``) cannot reach AWS once it has passed it.
 * **extensions** (on unless ``extensions=False`` / ``LOCALAWS_PLAIN_MOTO=1``): the AWS behaviours moto lacks.
   An extension is a function ``(Session) -> Iterable[Patch]`` registered with ``@extension("name")`` in a
   module listed in ``EXTENSION_MODULES``. A ``Patch`` replaces one attribute (usually a moto response-class
@@ -22,10 +26,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 from urllib.parse import parse_qsl
@@ -36,6 +42,7 @@ from botocore.client import BaseClient
 from botocore.compat import HTTPHeaders
 from botocore.retries.standard import ExponentialBackoff
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
+from moto.sqs import models as sqs_models
 
 from localaws import validation
 from localaws.calls import CRASH, OK, normalise_service
@@ -48,6 +55,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "localaws.autoscaling",
     "localaws.consistency",
     "localaws.vpc_cni",
+    "localaws.sqs",
 )
 
 
@@ -116,6 +124,9 @@ def _apply(stack: ExitStack, patch: Patch) -> None:
 def _infrastructure(session: Session, *, skip_retry_delays: bool) -> Iterable[Patch]:
     yield Patch(BaseClient, "_make_api_call", lambda original: _remember_call(session, original))
     yield Patch(BotocoreStubber, "__call__", lambda original: _dispatcher(session, original))
+    yield Patch(sqs_models, "unix_time", lambda original: _clock_seconds(session, original))
+    yield Patch(sqs_models, "unix_time_millis", lambda original: _clock_millis(session, original))
+    yield Patch(sqs_models.SQSBackend, "receive_message", lambda original: _long_poll_on_clock(session, original))
     if session.realism.retry_delays:
         yield Patch(ExponentialBackoff, "delay_amount", lambda original: _seeded_delay(session, original))
         yield Patch(botocore.endpoint, "time", lambda original: _EndpointTime(session, original))
@@ -198,6 +209,7 @@ def _dispatcher(session: Session, original: Callable[..., Any]) -> Callable[...,
                 return refuse(rejection.code, rejection.status, rejection.message)
         latency = session.realism_rng.uniform(*realism.latency) if realism.latency else 0.0
         session.clock.sleep(latency / 2)  # the request on its way
+        _stop_past_deadline(session, service, operation)  # Lambda ended the invocation: the request never left
         if session.buckets is not None:
             refusal = session.buckets.take(service, operation, structured, session.clock.now())
             if refusal is not None:
@@ -215,14 +227,22 @@ def _dispatcher(session: Session, original: Callable[..., Any]) -> Callable[...,
                 at=session.clock.now(),
             )
             return _error_response(request, service, injected)
-        with session.lock:
-            # EC2's eventual consistency is for EC2 requests: Auto Scaling's own work on instances sees them all
-            session.set_in_request(service == "ec2")
-            try:
-                response = original(stubber, event_name, request, **kwargs)
-            finally:
-                session.set_in_request(False)
-            at = session.clock.now()
+        with _waiting_request(session) as wait:
+            while True:
+                with session.lock:
+                    # EC2's eventual consistency is for EC2 requests: Auto Scaling's own work on instances sees
+                    # them all
+                    session.set_in_request(service == "ec2")
+                    try:
+                        response = original(stubber, event_name, request, **kwargs)
+                    finally:
+                        session.set_in_request(False)
+                    at = session.clock.now()
+                if not wait.again:
+                    break
+                # a long poll that found nothing yet: ask again a little later on the clock, outside the lock
+                wait.again = False
+                session.clock.sleep(wait.step(at))
         if response is None:  # not an AWS endpoint moto serves: let botocore go on
             return None
         status = int(response.status_code)
@@ -239,9 +259,121 @@ def _dispatcher(session: Session, original: Callable[..., Any]) -> Callable[...,
         if crash:
             raise SimulatedCrash(service, operation)
         session.clock.sleep(latency / 2)  # the answer on its way back
+        _stop_past_deadline(session, service, operation)  # applied, but the invocation ended before the answer
         return response
 
     return dispatch
+
+
+# --- SQS on the local AWS clock ---------------------------------------------------------------------------------
+
+#: A long poll that finds nothing asks again after at most this many seconds of local AWS time: it returns within
+#: this long of a message becoming available (AWS: as soon as one is), never sooner.
+LONG_POLL_STEP_SECONDS = 0.1
+
+
+def _clock_seconds(session: Session, original: Callable[..., float]) -> Callable[..., float]:
+    """moto's ``unix_time`` as moto.sqs.models sees it: the local AWS clock's, unless given a moment."""
+
+    def unix_time(dt: datetime | None = None) -> float:
+        return original(dt) if dt is not None else session.clock.now().timestamp()
+
+    return unix_time
+
+
+def _clock_millis(session: Session, original: Callable[..., float]) -> Callable[..., float]:
+    def unix_time_millis(dt: datetime | None = None) -> float:
+        return original(dt) if dt is not None else session.clock.now().timestamp() * 1000.0
+
+    return unix_time_millis
+
+
+@dataclass
+class _Wait:
+    """One request's wait on the clock: a long poll's end (set by its first attempt) and whether the model asked
+    for another attempt."""
+
+    until: datetime | None = None
+    again: bool = False
+
+    def step(self, now: datetime) -> float:
+        left = (self.until - now).total_seconds() if self.until is not None else 0.0
+        return max(min(LONG_POLL_STEP_SECONDS, left), 0.0)
+
+
+class _Waits(dict[int, _Wait]):
+    """Thread ident -> the wait of the request that thread is making."""
+
+
+@contextmanager
+def _waiting_request(session: Session) -> Iterator[_Wait]:
+    waits = session.state("dispatch.waits", _Waits)
+    ident = threading.get_ident()
+    wait = waits[ident] = _Wait()
+    try:
+        yield wait
+    finally:
+        waits.pop(ident, None)
+
+
+def _long_poll_on_clock(session: Session, original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's ReceiveMessage never waits itself (it would spin in wall time while the clock stands still, under
+    the request lock): an empty long poll asks the dispatcher to try again later on the clock, until its
+    ``WaitTimeSeconds`` (or the queue's ``ReceiveMessageWaitTimeSeconds``) have passed."""
+
+    def receive_message(
+        backend: Any, queue_name: str, count: int, wait_seconds_timeout: int, *args: Any, **kwargs: Any
+    ) -> Any:
+        messages = original(backend, queue_name, count, 0, *args, **kwargs)
+        wait = session.state("dispatch.waits", _Waits).get(threading.get_ident())
+        if messages or not wait_seconds_timeout or wait is None:
+            return messages
+        now = session.clock.now()
+        if wait.until is None:
+            wait.until = now + timedelta(seconds=int(wait_seconds_timeout))
+        wait.again = now < wait.until
+        return messages
+
+    return receive_message
+
+
+# --- Lambda's timeout -------------------------------------------------------------------------------------------
+
+
+class InvocationTimedOut(BaseException):
+    """Lambda ended the invocation at its timeout: an AWS call it makes afterwards never reaches AWS (or its
+    answer never reaches the function).
+
+    A ``BaseException``, as ``SimulatedCrash``: the code under test's ``except Exception`` does not catch it,
+    just as nothing runs in an invocation Lambda has stopped."""
+
+    def __init__(self, service: str, operation: str, deadline: datetime) -> None:
+        super().__init__(f"{service}:{operation} after the invocation's deadline {deadline.isoformat()}")
+        self.service = service
+        self.operation = operation
+        self.deadline = deadline
+
+
+class _Deadlines(dict[int, datetime]):
+    """Thread ident -> the deadline of the Lambda invocation running on that thread."""
+
+
+@contextmanager
+def invocation_deadline(session: Session, deadline: datetime) -> Iterator[None]:
+    """While inside, this thread runs a Lambda invocation that ends at ``deadline`` on the local AWS clock."""
+    deadlines = session.state("dispatch.deadlines", _Deadlines)
+    ident = threading.get_ident()
+    deadlines[ident] = deadline
+    try:
+        yield
+    finally:
+        deadlines.pop(ident, None)
+
+
+def _stop_past_deadline(session: Session, service: str, operation: str) -> None:
+    deadline = session.state("dispatch.deadlines", _Deadlines).get(threading.get_ident())
+    if deadline is not None and session.clock.now() >= deadline:
+        raise InvocationTimedOut(service, operation, deadline)
 
 
 def _request_params(request: Any) -> dict[str, str]:
