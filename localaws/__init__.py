@@ -17,6 +17,11 @@ to it) and installs, in one place (``localaws._install``), a thin layer over mot
 * **SQS** (``localaws.sqs``): moto's queues on the local AWS clock (visibility timeouts, delays, retention,
   redrive to a dead-letter queue at ``maxReceiveCount``), long polls that wait on that clock, expired messages
   deleted, an old receipt handle deleting nothing;
+* **the intake** (``localaws.intake``): EventBridge events sent to an SQS queue as a rule's SQS target does,
+  and Lambda's event source mapping for it (``EventSourceMapping``): ``MaximumConcurrency`` pollers on the
+  clock, the SQS event Lambda builds, a context whose remaining time runs on the clock, warm execution
+  environments, timeouts that cut the invocation off, and Lambda's deletes (whole batch, or all but the
+  ``batchItemFailures`` with ReportBatchItemFailures);
 * **realism** (``localaws.realism``, on by default): requests validated against botocore's service models
   (``localaws.validation``), latency, EC2's per-action token buckets (``localaws.throttling``), eventual
   consistency and asynchronous attach/detach (``localaws.consistency``), each new node's VPC CNI
@@ -53,6 +58,17 @@ from localaws.calls import Call
 from localaws.clock import Outcome, StuckSimulation
 from localaws.consistency import OTHER_ACCOUNT_ID, occupy_as_other_account
 from localaws.faults import Faults, SimulatedCrash
+from localaws.intake import (
+    EventSourceMapping,
+    Invocation,
+    InvocationContext,
+    InvocationResult,
+    InvocationTimedOut,
+    QueuePair,
+    RunReport,
+    create_queue_pair,
+    put_events,
+)
 from localaws.lifecycle import LifecycleAction, LifecycleResult, RejectedCompletion
 from localaws.realism import Bucket, Realism, Throttling
 from localaws.throttling import Buckets
@@ -69,15 +85,24 @@ __all__ = [
     "OTHER_ACCOUNT_ID",
     "Bucket",
     "Call",
+    "EventSourceMapping",
+    "Invocation",
+    "InvocationContext",
+    "InvocationResult",
+    "InvocationTimedOut",
     "LifecycleAction",
     "LifecycleResult",
     "LocalAWS",
     "Outcome",
+    "QueuePair",
     "Realism",
     "RejectedCompletion",
+    "RunReport",
     "SimulatedCrash",
     "StuckSimulation",
     "Throttling",
+    "create_queue_pair",
+    "put_events",
 ]
 
 T = TypeVar("T")
@@ -99,7 +124,20 @@ NOT_MODELLED: dict[str, str] = {
     "IPv6 error codes": "A taken requested IPv6 address gives InvalidIPAddress.InUse as for IPv4 (unconfirmed).",
     "cross-AZ attach code": "Attaching an ENI from another AZ gives InvalidParameterCombination (code unconfirmed).",
     "notification targets": "Lifecycle hooks' SNS/SQS targets and the test notification are not sent.",
-    "event delivery": "No EventBridge: tests render aws.lifecycle.events() and call the handler themselves.",
+    "event delivery": "No EventBridge rules, retries, archive or EventBridge's own DLQ: put_events sends each "
+    "event to the queue as the rule's SQS target does (one SendMessage, the event as the body), at once, exactly "
+    "once; or tests render aws.lifecycle.events() and call the handler themselves.",
+    "ESM scaling": "EventSourceMapping ramps up as Lambda documents (5 pollers, then +300 a minute at most) and "
+    "drops back to 5 as soon as the queue looks idle (Lambda scales down more slowly: never sooner than AWS). "
+    "Lambda's back-off of concurrency after function errors (without ReportBatchItemFailures) is not modelled: "
+    "the other messages of a failing function are served sooner here.",
+    "ESM features": "Standard queues only: no FIFO, no batching window (so BatchSize <= 10), no event filtering, "
+    "no provisioned mode, no function throttling (reserved concurrency, the account's limit); the 6 MB payload "
+    "limit is not enforced. A worker keeps its environment until a timeout or crash (Lambda may recycle any).",
+    "ESM polling": "A poller asks with WaitTimeSeconds=0 and waits poll_interval_seconds on the clock when the "
+    "queue is empty (Lambda long-polls and sees a message at once): up to that much later than Lambda.",
+    "invocation kill": "A timed-out invocation's later AWS calls fail (InvocationTimedOut), but a wait on the "
+    "clock alone is not cut short: its worker stays busy until the handler returns.",
     "SQS delivery": "Standard queues deliver exactly once here (AWS: at least once, rarely twice); a "
     "WaitTimeSeconds=0 receive sees every visible message (AWS samples some servers); a long poll returns within "
     "0.1 s of a message becoming visible. ChangeMessageVisibility does not answer MessageNotInflight.",
