@@ -16,10 +16,12 @@ from botocore.retries.standard import ExponentialBackoff
 
 from multus_ipam.aws.autoscaling import AutoScalingAdapter
 from multus_ipam.aws.ec2 import Ec2Adapter
+from multus_ipam.aws.retry_deadline import ATTEMPT_SECONDS, THROTTLE_BACKOFF_CAP
 from multus_ipam.budget import COMPLETION_RESERVE_SECONDS
 from multus_ipam.lifecycle import RollbackIncomplete
 from multus_ipam.ports import Eni
 from multus_ipam.settings import LifecycleResult
+from tests.handlers.records import failed_ids, sqs_batch
 from tests.handlers.timing import engine_clock
 from tests.handlers.world import LAUNCH_HOOK, TERMINATE_HOOK, FakeClock, FakeContext, World, deliver
 
@@ -31,12 +33,12 @@ LATENCY_SLACK = 1.0
 @pytest.fixture
 def clock(world: World, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The engine's clock on the local AWS clock, where botocore's backoff costs the most it can:
-    rand x min(2^(n-1), 20) s at rand = 1 (instead of the local AWS's own draw)."""
+    rand x min(2^(n-1), cap) s at rand = 1 (instead of the local AWS's own draw), slept on the local AWS clock."""
     clock = engine_clock(world)
 
     def delay_amount(backoff: ExponentialBackoff, context: Any) -> float:
-        clock.sleep(min(2.0 ** (context.attempt_number - 1), 20.0))
-        return 0.0
+        cap: float = getattr(backoff, "_max_backoff")  # noqa: B009 - botocore keeps the cap private
+        return min(2.0 ** (int(context.attempt_number) - 1), cap)
 
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", delay_amount)
     return clock
@@ -64,42 +66,62 @@ def hook_results(world: World, hook: str) -> list[str]:
     return [r.result for r in world.aws.lifecycle.results if r.hook == hook]
 
 
-def test_given_throttling_that_never_clears_on_attach_then_the_launch_is_abandoned_before_its_time_runs_out(
+def test_given_throttling_that_never_clears_on_attach_then_the_launch_is_deferred_before_its_time_runs_out(
+    world: World, clock: FakeClock, completions: Callable[[FakeContext], list[float]]
+) -> None:
+    # Throttling is not a launch failure: nothing is rolled back or completed, the event comes back.
+    (event,) = world.scale_out(1)
+    world.aws.faults.fail("ec2", "AttachNetworkInterface", code=THROTTLED, status=503)
+    context = FakeContext(remaining_ms=100_000, clock=clock)
+    left_at_completion = completions(context)
+
+    response = deliver(world.runtime(clock=clock, SAFETY_MARGIN_SECONDS="30"), sqs_batch([event]), context)
+
+    assert failed_ids(response) == ["message-0"]
+    assert hook_results(world, LAUNCH_HOOK) == []
+    assert left_at_completion == []
+    assert context.get_remaining_time_in_millis() >= (30 - LATENCY_SLACK - COMPLETION_RESERVE_SECONDS) * 1000
+    assert len(world.our_enis()) == 1, "the ENI made is kept for the next attempt"
+
+
+def test_given_throttling_that_never_clears_on_attach_on_the_last_receive_then_the_launch_is_abandoned_in_time(
     world: World, clock: FakeClock, completions: Callable[[FakeContext], list[float]]
 ) -> None:
     (event,) = world.scale_out(1)
     world.aws.faults.fail("ec2", "AttachNetworkInterface", code=THROTTLED, status=503)
     context = FakeContext(remaining_ms=100_000, clock=clock)
     left_at_completion = completions(context)
+    runtime = world.runtime(clock=clock, SAFETY_MARGIN_SECONDS="30", MAX_RECEIVE_COUNT="3")
 
-    outcome = deliver(world.runtime(clock=clock, SAFETY_MARGIN_SECONDS="30"), event, context)
+    response = deliver(runtime, sqs_batch([event], receive_count=3), context)
 
-    assert outcome["result"] == "ABANDON"
-    assert "RequestLimitExceeded" in outcome["reason"]
+    assert failed_ids(response) == []
     assert hook_results(world, LAUNCH_HOOK) == [LifecycleResult.ABANDON.value]
     assert len(left_at_completion) == 1
-    # the launch stopped at its deadline (SAFETY_MARGIN_SECONDS before the end), the rollback within its own
-    assert COMPLETION_RESERVE_SECONDS - LATENCY_SLACK <= left_at_completion[0] <= 30 + LATENCY_SLACK
-    assert len(world.aws.calls_to("ec2", "AttachNetworkInterface")) < 10, "botocore was stopped early"
+    # the launch stopped at its deadline (SAFETY_MARGIN_SECONDS before the end; a throttled call is not retried
+    # when its backoff and attempt could end past it), the rollback within its own
+    latest = 30 + THROTTLE_BACKOFF_CAP + ATTEMPT_SECONDS + LATENCY_SLACK
+    assert COMPLETION_RESERVE_SECONDS - LATENCY_SLACK <= left_at_completion[0] <= latest
     assert world.our_enis() == []
 
 
 def test_given_throttling_that_never_clears_on_the_rollback_then_it_names_the_eni_and_still_completes_in_time(
     world: World, clock: FakeClock, completions: Callable[[FakeContext], list[float]]
 ) -> None:
-    (event,) = world.scale_out(1)
+    (action,) = world.scale_out(1)
     world.aws.faults.fail("ec2", "AttachNetworkInterface", code=THROTTLED, status=503)
     world.aws.faults.fail("ec2", "DeleteNetworkInterface", code=THROTTLED, status=503)
     context = FakeContext(remaining_ms=100_000, clock=clock)
     left_at_completion = completions(context)
+    runtime = world.runtime(clock=clock, SAFETY_MARGIN_SECONDS="30", MAX_RECEIVE_COUNT="1")
 
-    with pytest.raises(RollbackIncomplete, match="could not release eni-") as raised:
-        deliver(world.runtime(clock=clock, SAFETY_MARGIN_SECONDS="30"), event, context)
+    response = deliver(runtime, sqs_batch([action]), context)
 
     (left,) = world.our_enis()
-    assert left["NetworkInterfaceId"] in str(raised.value)
+    assert failed_ids(response) == ["message-0"], "RollbackIncomplete: the record fails and comes back"
     assert hook_results(world, LAUNCH_HOOK) == [LifecycleResult.ABANDON.value]
     assert left_at_completion[0] >= COMPLETION_RESERVE_SECONDS - LATENCY_SLACK
+    assert left["Status"] == "available", "left detached: the reconciler's sweep deletes it once the node is gone"
 
 
 def test_given_detaches_that_never_finish_when_terminating_then_the_release_stops_in_time_and_names_both_enis(
@@ -142,7 +164,8 @@ def test_given_a_rolled_back_launch_with_little_time_left_when_the_completion_is
     world.aws.faults.fail("ec2", "AttachNetworkInterface", code="UnauthorizedOperation", status=403)
     world.aws.faults.fail("autoscaling", "CompleteLifecycleAction", code="Throttling", status=400, times=1)
 
-    outcome = deliver(world.runtime(clock=clock), event, FakeContext(remaining_ms=20_000, clock=clock))
+    runtime = world.runtime(clock=clock, SAFETY_MARGIN_SECONDS="5")
+    outcome = deliver(runtime, event, FakeContext(remaining_ms=20_000, clock=clock))
 
     assert outcome["result"] == "ABANDON"
     outcomes = [c.outcome for c in world.aws.calls_to("autoscaling", "CompleteLifecycleAction")]

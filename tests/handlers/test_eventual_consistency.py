@@ -10,7 +10,7 @@ and blur the exact waits these tests hold. Every other handler test meets the re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,6 +19,7 @@ from localaws import LocalAWS, Realism
 from multus_ipam.aws.ec2 import Ec2Adapter
 from multus_ipam.ports import Eni
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG, SUBNET_TAG
+from tests.handlers.records import deliver_last
 from tests.handlers.world import FakeClock, FakeContext, World, deliver
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def test_given_the_new_eni_is_never_known_to_attach_then_the_launch_fails_by_nam
     world.aws.faults.fail("ec2", "AttachNetworkInterface", code=ENI_NOT_FOUND)
     clock = FakeClock()
 
-    outcome = deliver(world.runtime(clock=clock), event)
+    outcome = deliver_last(world.runtime(clock=clock), event)
 
     assert outcome["result"] == "ABANDON"
     assert f"AttachNetworkInterface failed: {ENI_NOT_FOUND}" in outcome["reason"]
@@ -136,7 +137,8 @@ def test_given_little_time_left_when_waiting_for_ec2_to_know_the_eni_then_the_wa
     clock = FakeClock()
 
     # 40 s left, 30 s kept back: the launch has 10 s, so it waits 0.5 + 1 + 2 + 4 s and not the 8 s after.
-    outcome = deliver(world.runtime(clock=clock, SAFETY_MARGIN_SECONDS="30"), event, FakeContext(40_000, clock=clock))
+    runtime = world.runtime(clock=clock, SAFETY_MARGIN_SECONDS="30")
+    outcome = deliver_last(runtime, event, FakeContext(40_000, clock=clock))
 
     assert outcome["result"] == "ABANDON"
     assert "DeadlineExceeded" in outcome["reason"]
@@ -165,15 +167,24 @@ def test_given_our_enis_flicker_in_the_listings_when_attach_fails_then_the_launc
         for _ in range(2)
     ]
     real_owned = Ec2Adapter.owned_enis
+    real_subnet = Ec2Adapter.subnet_enis
     listings = [0]
 
-    def flickering(self: Ec2Adapter, owner: str, instance: str) -> list[Eni]:
+    def hidden_twin() -> str:
         """Each listing shows only one of the two (alternately): neither looks like a duplicate."""
-        shown = twins[listings[0] % 2]
         listings[0] += 1
-        return [e for e in real_owned(self, owner, instance) if e.eni_id == shown]
+        return twins[listings[0] % 2]
+
+    def flickering(self: Ec2Adapter, owner: str, instance: str) -> list[Eni]:
+        hidden = hidden_twin()
+        return [e for e in real_owned(self, owner, instance) if e.eni_id != hidden]
+
+    def flickering_subnets(self: Ec2Adapter, subnet_ids: Sequence[str]) -> list[Eni]:
+        hidden = hidden_twin()
+        return [e for e in real_subnet(self, subnet_ids) if e.eni_id != hidden]
 
     monkeypatch.setattr(Ec2Adapter, "owned_enis", flickering)
+    monkeypatch.setattr(Ec2Adapter, "subnet_enis", flickering_subnets)
     monkeypatch.setattr(Ec2Adapter, "describe_eni", lambda self, eni_id: None)  # "deleted by a parallel delivery"?
     world.aws.faults.fail("ec2", "AttachNetworkInterface", code="UnauthorizedOperation", status=403)
 

@@ -1,4 +1,4 @@
-"""The orphan sweep (after every lifecycle action) never deletes a launch in flight.
+"""The orphan sweep (in the scheduled reconciler) never deletes a launch in flight.
 
 Every ENI we create carries the time of the lifecycle event that made it (multus-ipam:created-at). An instance
 DescribeInstances does not show counts as gone only for ENIs older than ORPHAN_MIN_AGE_SECONDS (a new instance
@@ -8,6 +8,7 @@ shutting-down or terminated). DescribeInstances gets at most 200 filter values p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -16,8 +17,10 @@ import pytest
 from localaws import SimulatedCrash
 from multus_ipam.aws.ec2 import Ec2Adapter
 from multus_ipam.ports import Eni
+from multus_ipam.reconciler import ReconcileReport
 from multus_ipam.runtime import Runtime
 from multus_ipam.settings import CREATED_AT_TAG, INSTANCE_TAG, OWNER_TAG, SUBNET_TAG, format_created_at
+from tests.handlers.reconcile import make_reconciler, reconcile
 from tests.handlers.timing import engine_clock, settle
 from tests.handlers.world import World, deliver
 
@@ -46,11 +49,10 @@ def runtime(world: World, min_age_seconds: str = "") -> Runtime:
     return world.runtime(clock=engine_clock(world), ORPHAN_MIN_AGE_SECONDS=min_age_seconds)
 
 
-def handle_some_event(world: World, min_age_seconds: str = "") -> None:
-    """Any lifecycle action, once what was left behind is visible: the sweep runs after it."""
+def sweep(world: World, min_age_seconds: str = "") -> ReconcileReport:
+    """A scheduled run of the reconciler, once what was left behind is visible."""
     settle(world)
-    (event,) = world.scale_out(1)
-    assert deliver(runtime(world, min_age_seconds), event)["result"] == "CONTINUE"
+    return reconcile(make_reconciler(world, engine_clock(world), ORPHAN_MIN_AGE_SECONDS=min_age_seconds))
 
 
 def exists(world: World, eni_id: str) -> bool:
@@ -74,16 +76,17 @@ def test_given_a_launch_then_each_eni_carries_the_time_of_its_lifecycle_event(wo
 def first_listing_misses_our_enis(monkeypatch: pytest.MonkeyPatch) -> None:
     """The redelivery's first look at our ENIs: EC2 does not list the one just created yet (eventual
     consistency), so the launch creates again with the same client token."""
-    real_owned = Ec2Adapter.owned_enis
+    real_listing = Ec2Adapter.subnet_enis
     unlisted = [True]
 
-    def not_listed_yet(self: Ec2Adapter, owner: str, instance_id: str) -> list[Eni]:
+    def not_listed_yet(self: Ec2Adapter, subnet_ids: Sequence[str]) -> list[Eni]:
+        found = real_listing(self, subnet_ids)
         if unlisted:
             unlisted.pop()
-            return []
-        return real_owned(self, owner, instance_id)
+            return [e for e in found if e.tags.get(OWNER_TAG) is None]
+        return found
 
-    monkeypatch.setattr(Ec2Adapter, "owned_enis", not_listed_yet)
+    monkeypatch.setattr(Ec2Adapter, "subnet_enis", not_listed_yet)
 
 
 def test_given_a_crash_after_create_and_the_eni_not_listed_yet_when_redelivered_later_then_the_same_eni_is_used(
@@ -133,7 +136,7 @@ def test_given_an_event_without_a_time_and_a_crash_after_create_when_redelivered
 def test_given_a_young_detached_eni_whose_instance_is_not_shown_when_sweeping_then_it_is_kept(world: World) -> None:
     eni_id = left_behind(world, NOT_SHOWN, age=timedelta(seconds=30))
 
-    handle_some_event(world)
+    sweep(world)
 
     assert exists(world, eni_id), "a new instance may not be shown yet: its launch is in flight"
 
@@ -141,7 +144,7 @@ def test_given_a_young_detached_eni_whose_instance_is_not_shown_when_sweeping_th
 def test_given_an_old_detached_eni_whose_instance_is_not_shown_when_sweeping_then_it_is_deleted(world: World) -> None:
     eni_id = left_behind(world, NOT_SHOWN, age=timedelta(minutes=11))
 
-    handle_some_event(world)
+    sweep(world)
 
     assert not exists(world, eni_id)
 
@@ -149,7 +152,7 @@ def test_given_an_old_detached_eni_whose_instance_is_not_shown_when_sweeping_the
 def test_given_a_cooldown_setting_when_sweeping_then_it_decides_what_is_old(world: World) -> None:
     eni_id = left_behind(world, NOT_SHOWN, age=timedelta(minutes=2))
 
-    handle_some_event(world, min_age_seconds="60")
+    sweep(world, min_age_seconds="60")
 
     assert not exists(world, eni_id)
 
@@ -157,7 +160,7 @@ def test_given_a_cooldown_setting_when_sweeping_then_it_decides_what_is_old(worl
 def test_given_an_untagged_old_eni_whose_instance_is_not_shown_when_sweeping_then_it_is_kept(world: World) -> None:
     eni_id = left_behind(world, NOT_SHOWN, age=None)
 
-    handle_some_event(world)
+    sweep(world)
 
     assert exists(world, eni_id), "no proof of age: only positive evidence of the instance's end will do"
 
@@ -169,17 +172,17 @@ def test_given_an_untagged_eni_whose_instance_is_terminated_when_sweeping_then_i
     settle(world)
     world.ec2.terminate_instances(InstanceIds=[instance_id])
 
-    handle_some_event(world)
+    sweep(world)
 
     assert not exists(world, eni_id)
 
 
-def test_given_a_launch_in_flight_whose_instance_is_not_shown_yet_when_another_event_sweeps_then_it_completes(
+def test_given_a_launch_in_flight_whose_instance_is_not_shown_yet_when_the_reconciler_sweeps_then_it_completes(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, second = world.scale_out(2)
+    (first,) = world.scale_out(1)
     world.aws.faults.crash_after("ec2", "CreateNetworkInterface")
-    with pytest.raises(SimulatedCrash):  # the first launch is mid-flight: its ENI exists, not yet attached
+    with pytest.raises(SimulatedCrash):  # the launch is mid-flight: its ENI exists, not yet attached
         deliver(runtime(world), first)
     in_flight = first["detail"]["EC2InstanceId"]
     real_states = Ec2Adapter.instance_states
@@ -189,11 +192,12 @@ def test_given_a_launch_in_flight_whose_instance_is_not_shown_yet_when_another_e
 
     monkeypatch.setattr(Ec2Adapter, "instance_states", too_new_to_be_shown)
 
-    deliver(runtime(world), second)
+    report = sweep(world)
 
+    assert report.orphans_deleted == ()
     assert world.aws.calls_to("ec2", "DeleteNetworkInterface") == []
     assert deliver(runtime(world), first)["result"] == "CONTINUE"  # its redelivery adopts the ENI
-    assert len(world.our_enis()) == 4
+    assert len(world.our_enis()) == 2
 
 
 def test_given_more_than_200_candidates_when_sweeping_then_describe_instances_gets_at_most_200_values_per_call(
@@ -204,7 +208,7 @@ def test_given_more_than_200_candidates_when_sweeping_then_describe_instances_ge
         left_behind(world, instance_id, age=timedelta(hours=1))
     world.aws.clear_calls()
 
-    handle_some_event(world)
+    sweep(world)
 
     sweep_reads = [c for c in world.aws.calls_to("ec2", "DescribeInstances") if "Filter.1.Name" in c.params]
     values = [sum(1 for key in c.params if key.startswith("Filter.1.Value.")) for c in sweep_reads]
@@ -212,19 +216,15 @@ def test_given_more_than_200_candidates_when_sweeping_then_describe_instances_ge
     assert not any(tags_of(e).get(INSTANCE_TAG) in instance_ids for e in world.our_enis())
 
 
-def test_given_describe_instances_fails_when_sweeping_then_the_event_is_unaffected(world: World) -> None:
+def test_given_describe_instances_fails_when_sweeping_then_nothing_is_deleted_and_the_run_ends_normally(
+    world: World,
+) -> None:
     eni_id = left_behind(world, NOT_SHOWN, age=timedelta(hours=1))
-    (event,) = world.scale_out(1)
-    handler = runtime(world)
-    real_states = Ec2Adapter.instance_states
+    settle(world)
+    reconciler = make_reconciler(world, engine_clock(world))
+    world.aws.faults.fail("ec2", "DescribeInstances", code="UnauthorizedOperation", status=403)
 
-    def failing(self: Ec2Adapter, instance_ids: list[str]) -> dict[str, str]:
-        world.aws.faults.fail("ec2", "DescribeInstances", code="UnauthorizedOperation", status=403)
-        return real_states(self, instance_ids)  # the launch's own DescribeInstances went through, the sweep's not
+    report = reconcile(reconciler)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Ec2Adapter, "instance_states", failing)
-        outcome = deliver(handler, event)
-
-    assert outcome["result"] == "CONTINUE"
-    assert exists(world, eni_id)
+    assert report.orphans_deleted == ()
+    assert exists(world, eni_id), "the next run tries again"

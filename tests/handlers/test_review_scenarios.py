@@ -9,6 +9,7 @@ import pytest
 from localaws import LocalAWS, SimulatedCrash
 from multus_ipam.aws.ec2 import Ec2Adapter
 from multus_ipam.ports import Eni
+from tests.handlers.reconcile import make_reconciler, reconcile
 from tests.handlers.timing import engine_clock, settle
 from tests.handlers.world import GROUP, LAUNCH_HOOK, TERMINATE_HOOK, World, build_world, deliver
 
@@ -130,7 +131,7 @@ def test_given_a_scale_in_into_the_warm_pool_when_completion_is_briefly_refused_
     assert len(world.our_enis()) == 2, "an instance going back to the pool keeps its ENIs"
 
 
-def test_given_a_launch_that_died_after_creating_and_was_never_redelivered_then_the_next_event_sweeps_the_eni(
+def test_given_a_launch_that_died_after_creating_and_was_never_redelivered_then_the_reconciler_sweeps_the_eni(
     world: World,
 ) -> None:
     (first,) = world.scale_out(1)
@@ -146,11 +147,13 @@ def test_given_a_launch_that_died_after_creating_and_was_never_redelivered_then_
     ]
     assert left_behind["Status"] == "available"
     (replacement,) = world.aws.lifecycle.events()  # Auto Scaling launches a replacement
-
     assert deliver(world.runtime(), replacement)["result"] == "CONTINUE"
+    settle(world)
+
+    report = reconcile(make_reconciler(world))
 
     remaining = {e["NetworkInterfaceId"] for e in world.our_enis()}
-    assert orphan["NetworkInterfaceId"] not in remaining
+    assert report.orphans_deleted == (orphan["NetworkInterfaceId"],)
     assert len(remaining) == 2, "the second worker's two ENIs"
 
 
@@ -159,9 +162,10 @@ def test_given_a_detached_eni_of_a_live_instance_when_sweeping_then_it_is_left_f
     world.aws.faults.crash_after("ec2", "CreateNetworkInterface")
     with pytest.raises(SimulatedCrash):  # the first launch is mid-flight: its ENI exists, not yet attached
         deliver(world.runtime(), first)
-
     deliver(world.runtime(), second)
+    settle(world)
 
+    assert reconcile(make_reconciler(world)).orphans_deleted == ()
     assert deliver(world.runtime(), first)["result"] == "CONTINUE"  # its redelivery adopts the ENI
     assert world.aws.calls_to("ec2", "DeleteNetworkInterface") == []
     assert len(world.our_enis()) == 4

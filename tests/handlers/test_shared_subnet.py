@@ -17,6 +17,7 @@ from multus_ipam.aws.ec2 import Ec2Adapter
 from multus_ipam.errors import IpAddressInUse
 from multus_ipam.ports import CreateEni, Eni
 from multus_ipam.strategies import HIDDEN_ADDRESS_MEMORY_SECONDS
+from tests.handlers.records import deliver_last
 from tests.handlers.timing import engine_clock, settle
 from tests.handlers.world import World, deliver
 
@@ -69,7 +70,7 @@ def test_given_more_hidden_addresses_than_attempts_when_the_next_launch_comes_th
     runtime = world.runtime(clock=engine_clock(world), MAX_ADDRESS_ATTEMPTS="3", FAILURE_RESULT="CONTINUE")
     first, second = by_instance_id(world.scale_out(2))
 
-    walked = deliver(runtime, first)
+    walked = deliver_last(runtime, first)  # the last attempt: no retry later, it ends (CONTINUE without ENIs)
     outcome = deliver(runtime, second)
 
     assert "AddressConflictsExhausted" in walked["reason"]

@@ -9,10 +9,12 @@ import pytest
 
 from localaws import LocalAWS
 from multus_ipam.aws.ec2 import Ec2Adapter
+from multus_ipam.errors import RetryLater
 from multus_ipam.ports import CreateEni, Eni
 from multus_ipam.runtime import Mode
 from multus_ipam.settings import INSTANCE_TAG, NO_MANAGE_TAG, OWNER_TAG
 from tests.eventfiles import load_event
+from tests.handlers.records import deliver_last
 from tests.handlers.timing import engine_clock, settle
 from tests.handlers.world import GROUP, FakeContext, World, build_world, deliver
 
@@ -212,9 +214,19 @@ def test_given_an_instance_that_is_already_gone_when_launching_then_nothing_is_c
     assert world.our_enis() == []
 
 
-def test_given_too_little_time_left_when_launching_then_it_rolls_back_and_completes(world: World) -> None:
+def test_given_too_little_time_left_when_launching_then_the_event_is_retried_later(world: World) -> None:
     (event,) = world.scale_out(1)
-    outcome = deliver(world.runtime(SAFETY_MARGIN_SECONDS="30"), event, FakeContext(remaining_ms=20_000))
+    with pytest.raises(RetryLater, match="DeadlineExceeded"):
+        deliver(world.runtime(SAFETY_MARGIN_SECONDS="30"), event, FakeContext(remaining_ms=20_000))
+    assert world.aws.lifecycle.results == []
+    assert world.our_enis() == []
+
+
+def test_given_too_little_time_left_on_the_last_attempt_when_launching_then_it_rolls_back_and_completes(
+    world: World,
+) -> None:
+    (event,) = world.scale_out(1)
+    outcome = deliver_last(world.runtime(SAFETY_MARGIN_SECONDS="30"), event, FakeContext(remaining_ms=20_000))
     assert outcome["result"] == "ABANDON"
     assert "DeadlineExceeded" in outcome["reason"]
     assert world.our_enis() == []

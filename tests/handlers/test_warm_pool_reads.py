@@ -61,7 +61,11 @@ def test_given_a_warm_pool_when_reading_waiting_instances_then_the_pools_waiting
     world = build_world(aws, warm_pool=True)
     (into_pool,) = aws.lifecycle.events()
 
-    waiting = AutoScalingAdapter(world.autoscaling).waiting_instances(GROUP, AZ)
+    waiting = [
+        i.instance_id
+        for i in AutoScalingAdapter(world.autoscaling).waiting_instances(GROUP)
+        if i.availability_zone == AZ
+    ]
 
     assert waiting == [into_pool["detail"]["EC2InstanceId"]]
 

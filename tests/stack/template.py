@@ -36,7 +36,11 @@ def as_list(value: object) -> list[Any]:
 
 
 def function_role_statements() -> list[Statement]:
-    role = resource("FunctionRole")
+    return role_statements("FunctionRole")
+
+
+def role_statements(name: str) -> list[Statement]:
+    role = resource(name)
     return [
         statement
         for policy in role["Properties"]["Policies"]

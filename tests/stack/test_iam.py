@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from multus_ipam.aws.autoscaling import AutoScalingAdapter
-from multus_ipam.aws.ec2 import Ec2Adapter
-from tests.stack.template import Statement, as_list, function_role_statements, resource, template
+import pytest
+
+from multus_ipam.runtime import LIFECYCLE_IAM_ACTIONS, RECONCILER_IAM_ACTIONS
+from tests.stack.template import Statement, as_list, function_role_statements, resource, role_statements, template
 
 AWS_SERVICES = ("ec2:", "autoscaling:")
-#: What the functions need besides the AWS calls of the adapters: their own logs and the on-failure queue.
+#: What the functions need besides the AWS calls of the adapters: their own logs and the on-failure queue;
+#: the lifecycle functions' role also reads the intake queue for the event source mapping.
 RUNTIME_ACTIONS = frozenset({"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"})
+MAPPING_ACTIONS = frozenset({"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"})
 OWNER_CONDITION = {"StringEquals": {"aws:ResourceTag/multus-ipam:owner": {"Ref": "AWS::StackName"}}}
 
 
@@ -37,14 +40,30 @@ def _resource_text(statement: Statement) -> str:
 
 
 def test_given_the_adapters_when_reading_the_function_policy_then_it_grants_exactly_their_actions() -> None:
-    declared = Ec2Adapter.IAM_ACTIONS | AutoScalingAdapter.IAM_ACTIONS
+    declared = LIFECYCLE_IAM_ACTIONS
     granted = {a for s in function_role_statements() for a in _actions(s) if a.startswith(AWS_SERVICES)}
     assert granted == declared, f"missing: {sorted(declared - granted)}, extra: {sorted(granted - declared)}"
 
 
-def test_given_the_function_policy_when_reading_other_actions_then_only_logs_and_the_failure_queue() -> None:
+def test_given_the_function_policy_when_reading_other_actions_then_only_logs_the_queues() -> None:
     other = {a for s in function_role_statements() for a in _actions(s) if not a.startswith(AWS_SERVICES)}
-    assert other == RUNTIME_ACTIONS
+    assert other == RUNTIME_ACTIONS | MAPPING_ACTIONS
+    (reading,) = [s for s in function_role_statements() if "sqs:ReceiveMessage" in _actions(s)]
+    assert reading["Resource"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
+
+
+def test_given_the_reconciler_when_reading_its_policy_then_it_grants_exactly_its_actions_scoped() -> None:
+    statements = role_statements("ReconcilerRole")
+    granted = {a for s in statements for a in _actions(s) if a.startswith((*AWS_SERVICES, "sqs:Get"))}
+    granted |= {a for s in statements for a in _actions(s) if a == "sqs:SendMessage" and "Intake" in str(s)}
+    assert granted == RECONCILER_IAM_ACTIONS, sorted(granted ^ RECONCILER_IAM_ACTIONS)
+    (deleting,) = [s for s in statements if "ec2:DeleteNetworkInterface" in _actions(s)]
+    assert deleting["Condition"] == OWNER_CONDITION
+    for statement in statements:
+        mutating = {a for a in _actions(statement) if not _is_read_only(a)}
+        if mutating:
+            assert "*" not in as_list(statement["Resource"]), f"{sorted(mutating)} on Resource '*'"
+    assert resource("ReconcilerFunction")["Properties"]["Role"] == {"Fn::GetAtt": ["ReconcilerRole", "Arn"]}
 
 
 def test_given_the_function_policy_when_reading_statements_then_all_allow_and_none_uses_wildcard_actions() -> None:
@@ -102,8 +121,11 @@ def test_given_attach_and_detach_when_reading_statements_then_the_instance_side_
         assert resources == {"network-interface/*", "instance/*"}, action
 
 
-def test_given_complete_lifecycle_action_when_reading_its_statement_then_only_this_group() -> None:
-    (statement,) = _statements_granting("autoscaling:CompleteLifecycleAction")
+@pytest.mark.parametrize(
+    "action", ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"]
+)
+def test_given_lifecycle_action_calls_when_reading_their_statement_then_only_this_group(action: str) -> None:
+    (statement,) = _statements_granting(action)
     assert _resource_text(statement).endswith(":autoScalingGroup:*:autoScalingGroupName/${Group}")
     group = statement["Resource"]["Fn::Sub"][1]["Group"]
     assert group == template()["Globals"]["Function"]["Environment"]["Variables"]["AUTOSCALING_GROUP_NAME"]
@@ -116,10 +138,11 @@ def test_given_the_functions_when_reading_their_roles_then_both_use_the_tested_r
         assert "Policies" not in properties  # SAM would add statements this test cannot see
 
 
-def test_given_the_invoke_permission_when_reading_it_then_it_is_scoped_to_the_rule() -> None:
-    properties = resource("LifecycleInvokePermission")["Properties"]
-    assert properties["Principal"] == "events.amazonaws.com"
-    assert properties["SourceArn"] == {"Fn::GetAtt": ["LifecycleEventRule", "Arn"]}
+def test_given_the_intake_queue_policy_when_reading_it_then_only_the_rule_may_send() -> None:
+    (statement,) = as_list(resource("IntakeQueuePolicy")["Properties"]["PolicyDocument"]["Statement"])
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["LifecycleEventRule", "Arn"]}}}
 
 
 def test_given_the_dead_letter_queue_policy_when_reading_it_then_only_the_rule_may_send() -> None:

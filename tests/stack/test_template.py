@@ -14,9 +14,13 @@ from tests.stack.template import as_list, resolve, resource, template
 
 SETTINGS_SOURCE = Path(__file__).resolve().parents[2] / "layers" / "multus_ipam" / "multus_ipam" / "settings.py"
 GROUP_NAME = template()["Globals"]["Function"]["Environment"]["Variables"]["AUTOSCALING_GROUP_NAME"]
+
+
 SERVING_RESOURCES = {
     "LifecycleEventRule",
-    "LifecycleInvokePermission",
+    "IntakeMapping",
+    "IntakeQueuePolicy",
+    "ReconcilerFunction",
     "StaticIpFunction",
     "CidrReservationFunction",
     "StaticIpFunctionEventInvokeConfig",
@@ -126,14 +130,13 @@ def test_given_the_rule_when_reading_its_hook_filter_then_only_the_stacks_two_ho
     assert len(set(resolved)) == 2
 
 
-def test_given_the_rule_when_reading_its_targets_then_one_target_chosen_by_ip_mode() -> None:
+def test_given_the_rule_when_reading_its_targets_then_the_intake_queue_feeds_the_function_chosen_by_ip_mode() -> None:
     (target,) = resource("LifecycleEventRule")["Properties"]["Targets"]
-    assert target["Arn"] == {
-        "Fn::If": [
-            "IsStatic",
-            {"Fn::GetAtt": ["StaticIpFunction", "Arn"]},
-            {"Fn::GetAtt": ["CidrReservationFunction", "Arn"]},
-        ]
+    assert target["Arn"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
+    mapping = resource("IntakeMapping")["Properties"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
+    assert mapping["FunctionName"] == {
+        "Fn::If": ["IsStatic", {"Ref": "StaticIpFunction"}, {"Ref": "CidrReservationFunction"}]
     }
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["UndeliveredEventQueue", "Arn"]}}
     assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == {"Ref": "HookHeartbeatTimeout"}
@@ -158,6 +161,46 @@ def test_given_the_function_timeout_when_compared_with_the_hook_then_two_runs_an
     assert template()["Parameters"]["HookHeartbeatTimeout"]["MinValue"] >= 2 * timeout + lambda_retry_delay
 
 
+def test_given_the_intake_queue_when_compared_with_the_function_and_the_hook_then_a_deferral_fits_in_the_hook() -> None:
+    # Lambda refuses a mapping whose queue's visibility timeout is below the function timeout; a deferred event
+    # comes back within the visibility timeout and its attempt may take the function timeout: the heartbeat the
+    # deferral records (HOOK_HEARTBEAT_TIMEOUT_SECONDS) must outlast both.
+    queue = resource("IntakeQueue")["Properties"]
+    variables = _globals()["Environment"]["Variables"]
+    timeout = _globals()["Timeout"]
+    assert queue["VisibilityTimeout"] >= timeout
+    assert int(variables["RETRY_DELAY_SECONDS"]) == queue["VisibilityTimeout"]
+    assert variables["HOOK_HEARTBEAT_TIMEOUT_SECONDS"] == {"Ref": "HookHeartbeatTimeout"}
+    assert template()["Parameters"]["HookHeartbeatTimeout"]["MinValue"] >= queue["VisibilityTimeout"] + timeout
+    most = template()["Parameters"]["IntakeMaxReceiveCount"]["MaxValue"]
+    assert queue["MessageRetentionPeriod"] > most * queue["VisibilityTimeout"], "never dropped unseen"
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["IntakeDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "IntakeMaxReceiveCount"},
+    }
+    assert variables["MAX_RECEIVE_COUNT"] == {"Ref": "IntakeMaxReceiveCount"}
+
+
+def test_given_the_mapping_when_reading_it_then_bounded_concurrency_one_event_each_and_partial_failures() -> None:
+    mapping = resource("IntakeMapping")["Properties"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "IntakeMaximumConcurrency"}}
+    parameter = template()["Parameters"]["IntakeMaximumConcurrency"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (2, 1000)  # AWS's range for MaximumConcurrency
+    assert mapping["BatchSize"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_given_the_reconciler_when_reading_it_then_every_minute_one_at_a_time_with_the_intake_queue() -> None:
+    properties = resource("ReconcilerFunction")["Properties"]
+    assert properties["ReservedConcurrentExecutions"] == 1
+    (event,) = properties["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == "rate(1 minute)"
+    assert properties["Environment"]["Variables"]["INTAKE_QUEUE_URL"] == {"Ref": "IntakeQueue"}
+    assert properties["Handler"] == "app.lambda_handler"
+    assert properties["CodeUri"] == "functions/reconciler/"
+
+
 def test_given_the_functions_when_reading_runtime_then_python_3_13_on_arm64() -> None:
     assert _globals()["Runtime"] == "python3.13"
     assert _globals()["Architectures"] == ["arm64"]
@@ -166,8 +209,9 @@ def test_given_the_functions_when_reading_runtime_then_python_3_13_on_arm64() ->
 def test_given_the_environment_when_compared_with_the_settings_then_every_variable_is_one_they_read() -> None:
     known = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', SETTINGS_SOURCE.read_text())) | {"POWERTOOLS_LOG_LEVEL"}
     names = set(_globals()["Environment"]["Variables"])
-    for function in ("StaticIpFunction", "CidrReservationFunction"):
+    for function in ("StaticIpFunction", "CidrReservationFunction", "ReconcilerFunction"):
         names |= set(resource(function)["Properties"].get("Environment", {}).get("Variables", {}))
+    known |= {"INTAKE_QUEUE_URL"}  # read by the reconciler's wiring (multus_ipam.runtime.build_reconciler)
     assert names <= known, sorted(names - known)
     required = {"AUTOSCALING_GROUP_NAME", "MULTUS_SUBNET_IDS", "MULTUS_SECURITY_GROUP_IDS", "OWNER_ID"}
     assert required | {"LIFECYCLE_HOOK_NAMES"} <= names
@@ -238,7 +282,11 @@ def test_given_the_abandon_alarm_when_compared_with_emitted_metrics_then_namespa
 
 @pytest.mark.parametrize(
     ("alarm", "queue"),
-    [("UndeliveredEventAlarm", "UndeliveredEventQueue"), ("FailedInvocationAlarm", "FailedInvocationQueue")],
+    [
+        ("UndeliveredEventAlarm", "UndeliveredEventQueue"),
+        ("FailedInvocationAlarm", "FailedInvocationQueue"),
+        ("DeadLetteredEventAlarm", "IntakeDeadLetterQueue"),
+    ],
 )
 def test_given_a_failure_queue_when_reading_its_alarm_then_any_message_alarms(alarm: str, queue: str) -> None:
     properties = resource(alarm)["Properties"]
@@ -252,6 +300,7 @@ def test_given_the_log_groups_when_reading_the_functions_then_each_writes_to_a_s
     for function, group in (
         ("StaticIpFunction", "StaticIpLogGroup"),
         ("CidrReservationFunction", "CidrReservationLogGroup"),
+        ("ReconcilerFunction", "ReconcilerLogGroup"),
     ):
         assert resource(function)["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": group}}
         assert resource(group)["Type"] == "AWS::Logs::LogGroup"

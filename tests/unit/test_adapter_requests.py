@@ -82,7 +82,7 @@ def test_given_a_group_without_a_warm_pool_when_reading_waiting_instances_then_o
         {"AutoScalingGroupNames": [GROUP]},
     )
 
-    assert AutoScalingAdapter(client).waiting_instances(GROUP, AZ) == ["i-0b"]
+    assert [i.instance_id for i in AutoScalingAdapter(client).waiting_instances(GROUP)] == ["i-0b"]
 
 
 def test_given_a_group_with_a_warm_pool_when_reading_waiting_instances_then_every_page_of_50_is_read(
@@ -105,7 +105,7 @@ def test_given_a_group_with_a_warm_pool_when_reading_waiting_instances_then_ever
         {"AutoScalingGroupName": GROUP, "MaxRecords": 50, "NextToken": "page-2"},
     )
 
-    assert AutoScalingAdapter(client).waiting_instances(GROUP, AZ) == ["i-0a", "i-0p1"]
+    assert [i.instance_id for i in AutoScalingAdapter(client).waiting_instances(GROUP)] == ["i-0a", "i-0p1"]
     assert WARM_POOL_PAGE_SIZE == 50
 
 

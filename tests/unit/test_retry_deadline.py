@@ -17,7 +17,7 @@ from botocore.compat import HTTPHeaders
 from botocore.hooks import first_non_none_response
 
 from multus_ipam.aws.clients import retry_config
-from multus_ipam.aws.retry_deadline import SdkRetryDeadline, retry_cost
+from multus_ipam.aws.retry_deadline import ATTEMPT_SECONDS, THROTTLE_BACKOFF_CAP, SdkRetryDeadline, retry_cost
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -81,15 +81,44 @@ def test_given_time_enough_for_another_retry_when_throttled_then_botocore_retrie
     assert isinstance(answer, float)
 
 
-def test_given_less_time_than_another_retry_could_take_when_throttled_then_the_call_stops_retrying() -> None:
+def test_given_less_time_than_another_attempt_takes_when_throttled_then_the_call_stops_retrying() -> None:
     client, clock = _client(), StoppedClock()
     deadline = SdkRetryDeadline(clock)
     deadline.install(client)
 
-    with deadline.within(START + timedelta(seconds=retry_cost(3) - 0.5)):
+    with deadline.within(START + timedelta(seconds=ATTEMPT_SECONDS - 0.5)):
         answer = _ask_to_retry(client, attempts=3)
 
     assert answer is False, "False stops botocore's own retry handler from answering with a delay"
+
+
+def test_given_a_deadline_when_throttled_past_max_attempts_then_this_handler_keeps_retrying_until_the_deadline() -> (
+    None
+):
+    # botocore's standard handler would stop at max_attempts (10) and take 5 retry-quota units per retry; a
+    # burst's throttling is the normal case, so throttled calls are retried here, bounded by the deadline only.
+    client, clock = _client(), StoppedClock()
+    deadline = SdkRetryDeadline(clock)
+    deadline.install(client)
+
+    with deadline.within(START + timedelta(seconds=THROTTLE_BACKOFF_CAP + ATTEMPT_SECONDS)):
+        answers = [_ask_to_retry(client, attempts=n) for n in (1, 10, 50)]
+
+    assert all(isinstance(a, float) and 0 <= a <= THROTTLE_BACKOFF_CAP for a in answers)
+    assert deadline.throttled_retries == 3
+
+
+def test_given_a_deadline_when_aws_answers_a_5xx_then_botocore_decides() -> None:
+    client, clock = _client(), StoppedClock()
+    deadline = SdkRetryDeadline(clock)
+    deadline.install(client)
+
+    with deadline.within(START + timedelta(seconds=retry_cost(1))):
+        answer = _ask_to_retry(client, attempts=1, status=500, code="InternalError")
+
+    assert isinstance(answer, float), "botocore's standard handler drew the delay"
+    assert answer <= 0.05, "a non-throttling error gets botocore's 50 ms scale, not ours"
+    assert deadline.throttled_retries == 0
 
 
 def test_given_a_successful_attempt_near_the_deadline_then_the_handler_leaves_it_to_botocore() -> None:

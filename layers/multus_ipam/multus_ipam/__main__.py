@@ -101,7 +101,7 @@ def live_plan(
         matching[0],
         worker_bound=worker_bound,
         pod_ranges=pod_ranges,
-        enis=ec2.subnet_enis(subnet_id),
+        enis=ec2.subnet_enis([subnet_id]),
         reservations=ec2.subnet_reservations(subnet_id),
         owner=owner,
         subnet_id=f"{subnet_id}, {subnet.availability_zone}",

@@ -37,10 +37,17 @@ class Budget:
     clock: Clock
     end: datetime
     margin_seconds: float
+    started: datetime
 
     @classmethod
     def starting_now(cls, clock: Clock, remaining_ms: int, margin_seconds: float) -> Budget:
-        return cls(clock, clock.now() + timedelta(milliseconds=remaining_ms), margin_seconds)
+        now = clock.now()
+        return cls(clock, now + timedelta(milliseconds=remaining_ms), margin_seconds, now)
+
+    @property
+    def total_seconds(self) -> float:
+        """The whole invocation's time, from when the budget started."""
+        return (self.end - self.started).total_seconds()
 
     @property
     def launch_until(self) -> datetime:

@@ -23,13 +23,22 @@ class ConfigurationError(MultusIpamError):
         super().__init__(message)
 
 
+class RetryLater(MultusIpamError):
+    """The lifecycle action was deliberately left uncompleted (throttling, a 5xx, time): the invocation fails so
+    that the event comes back. What was made is kept for the next attempt."""
+
+
 class InvalidEvent(MultusIpamError):
     """The event is not a lifecycle event we handle; nothing in AWS is touched."""
 
 
 class LifecycleFailure(MultusIpamError):
-    """A launch step failed for a reason retrying will not fix: roll back, complete with the failure
-    result."""
+    """A launch step failed. ``retryable`` False: retrying will not fix it (roll back, complete with the failure
+    result). True: a later attempt may succeed (throttling, a 5xx, time running out, EC2 not showing a new
+    resource yet): the engine keeps what it made and lets the event come back, unless this was its last attempt.
+    """
+
+    retryable: bool = False
 
 
 class WorkerRangeExhausted(LifecycleFailure):
@@ -55,18 +64,68 @@ class InstanceGone(LifecycleFailure):
 class AddressConflictsExhausted(LifecycleFailure):
     """Every attempt to claim an address collided with another claim; the subnet is under heavy churn."""
 
+    retryable = True
+
 
 class DeadlineExceeded(LifecycleFailure):
-    """The invocation is about to time out; stop, roll back and complete while there is still time."""
+    """The invocation is about to time out; stop, and roll back or let the event come back while there is time."""
+
+    retryable = True
+
+
+#: Answers botocore's standard retry mode counts as throttling (botocore/retries/standard.py).
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+#: Codes of answers a later attempt may not get: throttling, AWS's own faults, timeouts, and a NotFound for an
+#: ENI or attachment just made that EC2 still does not show after the engine's patience (eventual consistency).
+TRANSIENT_CODES = THROTTLING_CODES | frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "Unavailable",
+        "InvalidNetworkInterfaceID.NotFound",
+        "InvalidAttachmentID.NotFound",
+    }
+)
 
 
 class AwsCallFailed(LifecycleFailure):
-    """An AWS call failed with an error that is not one of the decisions below (after SDK retries)."""
+    """An AWS call failed with an error that is not one of the decisions below (after SDK retries).
 
-    def __init__(self, operation: str, code: str, message: str) -> None:
+    ``status``: the HTTP status AWS answered with, if any; ``no_answer``: the request got no answer at all (a
+    connection error, a read timeout)."""
+
+    def __init__(
+        self, operation: str, code: str, message: str, *, status: int | None = None, no_answer: bool = False
+    ) -> None:
         self.operation = operation
         self.code = code
+        self.status = status
+        self.no_answer = no_answer
         super().__init__(f"{operation} failed: {code}: {message}")
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]  # per instance: by the answer's code and status
+        return self.no_answer or self.code in TRANSIENT_CODES or (self.status or 0) >= 500
 
 
 # --- decisions the engine takes on specific AWS answers ---------------------------------------------

@@ -1,7 +1,9 @@
 """The edge: EventBridge lifecycle events in, a typed action (or a named rejection) out.
 
 Auto Scaling sends `EC2 Instance-launch Lifecycle Action` and `EC2 Instance-terminate Lifecycle Action`
-events from `aws.autoscaling`. Fields outside the ones we use are ignored (AWS adds fields over time);
+events from `aws.autoscaling`. The reconciler (multus_ipam.reconciler) makes the same events, from
+`multus-ipam.reconciler` and without a token, for lifecycle actions whose event was lost. Fields outside the
+ones we use are ignored (AWS adds fields over time);
 fields we use are validated, and anything wrong is reported with the path of the field.
 """
 
@@ -33,7 +35,7 @@ Place = Literal["EC2", "AutoScalingGroup", "WarmPool"]
 class _Detail(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    token: Annotated[str, Field(alias="LifecycleActionToken", min_length=1, max_length=36)]
+    token: Annotated[str | None, Field(alias="LifecycleActionToken", min_length=1, max_length=36)] = None
     group: Annotated[str, Field(alias="AutoScalingGroupName", min_length=1, max_length=255)]
     hook: Annotated[str, Field(alias="LifecycleHookName", min_length=1, max_length=255)]
     instance_id: Annotated[str, Field(alias="EC2InstanceId", pattern=r"^i-[0-9a-f]{8,17}$")]
@@ -54,7 +56,7 @@ class _Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     id: Annotated[str, Field(min_length=1)]
-    source: Literal["aws.autoscaling"]
+    source: Literal["aws.autoscaling", "multus-ipam.reconciler"]
     time: str | None = None
 
 
@@ -80,7 +82,8 @@ class LifecycleAction:
     event_id: str
     group: str
     hook: str
-    token: str
+    token: str | None
+    """None in an event the reconciler made for a lost one: the action is completed by instance id."""
     instance_id: str
     origin: str | None = None
     destination: str | None = None
@@ -97,7 +100,7 @@ class LifecycleAction:
             "group": self.group,
             "hook": self.hook,
             "transition": self.transition.value,
-            "lifecycle_token": self.token,
+            "lifecycle_token": self.token or "(none: by instance id)",
             "event_id": self.event_id,
         }
         if self.origin:
@@ -156,6 +159,8 @@ def parse_lifecycle_event(event: object) -> ParsedEvent:
     except ValidationError as error:
         raise InvalidEvent(_describe(error)) from None
     detail = parsed.detail
+    if detail.token is None and parsed.source == "aws.autoscaling":
+        raise InvalidEvent("detail.LifecycleActionToken: Field required (Auto Scaling always sends one)")
     return LifecycleAction(
         transition=detail.transition,
         event_id=parsed.id,

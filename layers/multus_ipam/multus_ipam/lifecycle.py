@@ -15,7 +15,17 @@ AWS calls ends with one ENI per subnet, attached once, and one lifecycle result.
 Real EC2 is eventually consistent: a NotFound for the event's instance or for an id this launch just made is
 retried with bounded backoff before it counts (multus_ipam.budget.Patience). The invocation's time is split into
 phases (launch, rollback, completion) whose deadlines bound every wait, the SDK's own retries included
-(multus_ipam.budget, multus_ipam.ports.CallDeadline). After the action, the orphan sweep (multus_ipam.orphans).
+(multus_ipam.budget, multus_ipam.ports.CallDeadline).
+
+Retry policy: a launch step that fails for a reason retrying will not fix (no address, a missing reservation, a
+gone instance, a refused parameter) is rolled back and completed with the failure result. One that a later
+attempt may not meet (throttling after the SDK's retries, a 5xx, no answer, the launch phase's time running out,
+EC2 still not showing what we made) keeps what it made and is *deferred*: the handler reports the event failed so
+it comes back (the queue's visibility timeout), after a lifecycle heartbeat if the hook could time out first.
+Only the last attempt the queue allows rolls back and completes instead. Calls per launch (static mode): one
+DescribeInstances (also the device indexes taken), one DescribeNetworkInterfaces for all its subnets, one group
+read, then per subnet a create, an attach and a modify, and the completion; subnets and reservations are cached
+per execution environment. The orphan sweep runs off this path, in the reconciler (multus_ipam.reconciler).
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from enum import StrEnum
 from typing import Protocol, TypeVar, assert_never
 
 from multus_ipam.addressing import IPAddress, choose_device_index, default_device_indexes
-from multus_ipam.budget import SWEEP_MIN_SECONDS, Budget, NoDeadline, Patience
+from multus_ipam.budget import Budget, NoDeadline, Patience
 from multus_ipam.errors import (
     AddressConflictsExhausted,
     AwsCallFailed,
@@ -44,9 +54,19 @@ from multus_ipam.errors import (
     SubnetMisconfigured,
 )
 from multus_ipam.events import LifecycleAction, ParsedEvent, TestNotification, Transition
-from multus_ipam.orphans import OrphanSweep
-from multus_ipam.ports import Attachment, AutoScaling, CallDeadline, Clock, CreateEni, Ec2, Eni, Instance, Subnet
-from multus_ipam.settings import SUBNET_TAG, LifecycleResult, Settings
+from multus_ipam.ports import (
+    Attachment,
+    AutoScaling,
+    CallDeadline,
+    Clock,
+    CreateEni,
+    Ec2,
+    Eni,
+    GroupInstance,
+    Instance,
+    Subnet,
+)
+from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG, SUBNET_TAG, LifecycleResult, Settings
 from multus_ipam.strategies import AddressChoice, AddressStrategy
 
 T = TypeVar("T")
@@ -61,13 +81,16 @@ class Metric(StrEnum):
     ADDRESS_CONFLICTS = "AddressConflictsRetried"
     DEVICE_INDEX_FALLBACKS = "DeviceIndexFallbacks"
     ROLLBACKS = "Rollbacks"
-    ORPHANS_RELEASED = "OrphanEnisReleased"
     LAUNCH_FAILURES = "LaunchFailures"
     """Launches that failed and were rolled back, whatever FAILURE_RESULT then reported."""
     CONTINUE = "LifecycleContinue"
     ABANDON = "LifecycleAbandon"
     ALREADY_COMPLETED = "LifecycleAlreadyCompleted"
     EVENTS_SKIPPED = "EventsSkipped"
+    LAUNCHES_DEFERRED = "LaunchesDeferred"
+    """Launches that failed for a reason a later attempt may not meet (throttling, 5xx, time): nothing rolled
+    back, the event comes back."""
+    HEARTBEATS = "LifecycleHeartbeats"
 
 
 class Metrics(Protocol):
@@ -81,6 +104,29 @@ class Status(StrEnum):
     """Someone else (an earlier delivery, a timeout) had completed it; we stopped quietly."""
     SKIPPED = "skipped"
     """A test notification: nothing to do."""
+    DEFERRED = "deferred"
+    """Not completed on purpose: a later attempt may succeed (``reason``), so the event must come back (the
+    handler reports it failed). What was made is kept for that attempt to adopt."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How this event reached the function, for the retry policy.
+
+    ``receive_count`` (SQS ``ApproximateReceiveCount``) and ``max_receives`` (the queue's redrive
+    ``maxReceiveCount``): the attempt that has no successor. None: handed over directly (EventBridge, a test,
+    ``sam local invoke``): whether it comes back is up to the sender (Lambda's asynchronous retries), and the
+    scheduled reconciler handles a launch nobody finished.
+    """
+
+    receive_count: int | None = None
+    max_receives: int | None = None
+
+    @property
+    def last(self) -> bool:
+        return (
+            self.receive_count is not None and self.max_receives is not None and self.receive_count >= self.max_receives
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +179,51 @@ def client_token(instance_id: str, subnet_id: str, choice: AddressChoice) -> str
     return "multus-ipam-" + hashlib.sha256(key.encode()).hexdigest()[:48]
 
 
+class _View:
+    """What one launch reads of its subnets and its group: one DescribeNetworkInterfaces for all its subnets,
+    one group read when a choice first needs it (see multus_ipam.strategies.LaunchView). A subnet is read again
+    only after a collision told us the view is stale."""
+
+    def __init__(self, ec2: Ec2, autoscaling: AutoScaling, group: str, subnets: Sequence[Subnet]) -> None:
+        self._ec2 = ec2
+        self._autoscaling = autoscaling
+        self._group = group
+        self._enis: dict[str, list[Eni]] = {s.subnet_id: [] for s in subnets}
+        for eni in ec2.subnet_enis(list(self._enis)):
+            self._enis.setdefault(eni.subnet_id, []).append(eni)
+        self._waiting: list[GroupInstance] | None = None
+
+    def enis(self, subnet: Subnet) -> list[Eni]:
+        return self._enis.get(subnet.subnet_id, [])
+
+    def refresh(self, subnet: Subnet) -> None:
+        self._enis[subnet.subnet_id] = self._ec2.subnet_enis([subnet.subnet_id])
+
+    def waiting(self, availability_zone: str) -> list[str]:
+        if self._waiting is None:
+            self._waiting = self._autoscaling.waiting_instances(self._group)
+        return [i.instance_id for i in self._waiting if i.availability_zone == availability_zone]
+
+    def owned(self, owner: str, instance_id: str) -> list[Eni]:
+        """Our ENIs for the instance among those read (the launch's subnets)."""
+        return [
+            eni
+            for enis in self._enis.values()
+            for eni in enis
+            if eni.tags.get(OWNER_TAG) == owner
+            and (
+                eni.tags.get(INSTANCE_TAG) == instance_id
+                or (eni.attachment and eni.attachment.instance_id == instance_id)
+            )
+        ]
+
+
 @dataclass(slots=True)
 class _Launch:
-    """What one launch has read: the instance, our ENIs for it, and the device indexes taken on its card."""
+    """What one launch has read: the instance, its subnets and group (the view), the device indexes taken."""
 
     instance: Instance
-    owned: list[Eni]
+    view: _View
     created_at: datetime | None
     """The created-at tag of the ENIs this launch creates: the event's time, the same in every redelivery (None
     for an event without a time: no tag, see ``Settings.tags_for``)."""
@@ -170,19 +255,11 @@ class LifecycleService:
         self._deadline: CallDeadline = deadline or NoDeadline()
         self._log = logger or logging.getLogger(__name__)
         self._subnets: dict[str, Subnet] | None = None
-        self.orphans = OrphanSweep(
-            owner=settings.owner,
-            min_age_seconds=settings.orphan_min_age_seconds,
-            ec2=ec2,
-            clock=clock,
-            on_release=lambda: metrics.count(Metric.ORPHANS_RELEASED),
-            logger=self._log,
-        )
-        """The orphan sweep run after every action; callable on its own (a scheduled reconciler)."""
 
     # --- dispatch -------------------------------------------------------------------------------------
 
-    def handle(self, event: ParsedEvent, remaining_ms: Callable[[], int]) -> Outcome:
+    def handle(self, event: ParsedEvent, remaining_ms: Callable[[], int], delivery: Delivery | None = None) -> Outcome:
+        """Carry out the event's lifecycle action. ``delivery``: how it came (default: handed over directly)."""
         if isinstance(event, TestNotification):
             self._metrics.count(Metric.EVENTS_SKIPPED)
             self._log.info("test notification skipped", extra={"group": event.group})
@@ -190,23 +267,23 @@ class LifecycleService:
         budget = Budget.starting_now(self._clock, remaining_ms(), self._settings.safety_margin_seconds)
         match event.transition:
             case Transition.LAUNCHING:
-                outcome = self._launch(event, budget)
+                return self._launch(event, budget, delivery or Delivery())
             case Transition.TERMINATING:
-                outcome = self._terminate(event, budget)
+                return self._terminate(event, budget)
             case _ as unreachable:
                 assert_never(unreachable)
-        self._sweep_orphans(budget)
-        return outcome
 
     # --- launch ---------------------------------------------------------------------------------------
 
-    def _launch(self, action: LifecycleAction, budget: Budget) -> Outcome:
+    def _launch(self, action: LifecycleAction, budget: Budget, delivery: Delivery) -> Outcome:
         records: list[EniRecord] = []  # filled as each subnet's ENI is ready
         known: dict[str, Eni] = {}  # filled as ENIs are created, adopted, attached
         try:
             with self._deadline.within(budget.launch_until):
                 self._prepare_enis(action, budget, records, known)
         except LifecycleFailure as failure:
+            if failure.retryable and not delivery.last:
+                return self._defer(action, budget, failure)
             return self._fail(action, budget, failure, tuple(known.values()))
         except Exception as error:
             # A bug or an AWS fault we did not plan for: still roll back and complete, then let it propagate
@@ -232,7 +309,7 @@ class LifecycleService:
         defaults = default_device_indexes([s.subnet_id for s in subnets])
         launch = _Launch(
             instance=instance,
-            owned=self._ec2.owned_enis(self._settings.owner, instance.instance_id),
+            view=_View(self._ec2, self._autoscaling, self._settings.group_name, subnets),
             created_at=action.time,
             known=known,
         )
@@ -259,7 +336,9 @@ class LifecycleService:
         self, action: LifecycleAction, launch: _Launch, subnet: Subnet, desired: int, budget: Budget
     ) -> EniRecord:
         instance = launch.instance
-        existing = self._owned_in(instance.instance_id, subnet.subnet_id, launch.owned)
+        existing = self._owned_in(
+            instance.instance_id, subnet.subnet_id, launch.view.owned(self._settings.owner, instance.instance_id)
+        )
         adopted = existing is not None
         if existing is None:
             existing = self._create(action, launch, subnet, budget)
@@ -326,7 +405,9 @@ class LifecycleService:
         taken: set[IPAddress] = set()
         for attempt in range(1, self._settings.max_address_attempts + 1):
             budget.check(f"creating an ENI in {subnet.subnet_id}")
-            choice = self._strategy.choose(subnet, instance, frozenset(taken))
+            if attempt > 1:
+                launch.view.refresh(subnet)  # the collision says the view is stale: read the subnet again
+            choice = self._strategy.choose(subnet, instance, launch.view, frozenset(taken))
             request = CreateEni(
                 subnet_id=subnet.subnet_id,
                 security_groups=self._settings.security_groups[subnet.subnet_id],
@@ -354,9 +435,9 @@ class LifecycleService:
                 "created ENI",
                 extra={"eni": eni.eni_id, "subnet": subnet.subnet_id, "reason": choice.reason, "attempt": attempt},
             )
-            # A parallel delivery of the same event may have created another one for this subnet meanwhile.
-            fresh = self._ec2.owned_enis(self._settings.owner, instance.instance_id)
-            return self._owned_in(instance.instance_id, subnet.subnet_id, fresh) or eni
+            # A parallel delivery of the same event may have created another one for this subnet meanwhile: both
+            # aim at the same device index, so the attach tells (see _settled_elsewhere), at no cost otherwise.
+            return eni
         raise AddressConflictsExhausted(
             f"{self._settings.max_address_attempts} address choices in {subnet.subnet_id} were all taken "
             "by concurrent claims (MAX_ADDRESS_ATTEMPTS)"
@@ -385,9 +466,8 @@ class LifecycleService:
             try:
                 attachment_id = self._ec2.attach_eni(eni.eni_id, instance.instance_id, index, card)
             except DeviceIndexTaken:
-                current = self._ec2.describe_eni(eni.eni_id)
-                if current and current.attachment and current.attachment.instance_id == instance.instance_id:
-                    return current  # a parallel delivery attached it
+                if (settled := self._settled_elsewhere(eni, launch)) is not None:
+                    return settled
                 index_tries += 1
                 occupied.add(index)
                 index = choose_device_index(index + 1, occupied)
@@ -428,15 +508,39 @@ class LifecycleService:
         )
 
     def _occupied(self, launch: _Launch) -> set[int]:
-        """Device indexes taken on our card: read once per launch; a racing attach shows as DeviceIndexTaken."""
+        """Device indexes taken on our card, as DescribeInstances showed them; a racing attach (the VPC CNI's,
+        a parallel delivery's) shows as DeviceIndexTaken."""
         if launch.occupied is None:
             card = self._settings.network_card_index
-            launch.occupied = {
-                e.attachment.device_index
-                for e in self._ec2.instance_enis(launch.instance.instance_id)
-                if e.attachment and e.attachment.network_card_index == card
-            }
+            launch.occupied = {i.device_index for i in launch.instance.interfaces if i.network_card_index == card}
         return launch.occupied
+
+    def _settled_elsewhere(self, eni: Eni, launch: _Launch) -> Eni | None:
+        """After DeviceIndexTaken: the ENI this launch should go on with instead of attaching ``eni``, if any.
+
+        ``eni`` itself attached to the instance (a parallel delivery attached it): that one. Another ENI of ours
+        for the same subnet attached to the instance (a parallel delivery created and attached its own): that
+        one, and ``eni`` is deleted as a duplicate. None: the index is someone else's (the VPC CNI's)."""
+        instance_id = launch.instance.instance_id
+        fresh = self._ec2.owned_enis(self._settings.owner, instance_id)
+        for current in fresh:
+            if current.eni_id == eni.eni_id and current.attachment and current.attachment.instance_id == instance_id:
+                return current
+        for other in fresh:
+            same_subnet = other.subnet_id == eni.subnet_id or other.tags.get(SUBNET_TAG) == eni.subnet_id
+            if (
+                other.eni_id != eni.eni_id
+                and same_subnet
+                and other.attachment
+                and other.attachment.instance_id == instance_id
+            ):
+                self._log.warning(
+                    "deleting duplicate ENI from a parallel delivery", extra={"eni": eni.eni_id, "kept": other.eni_id}
+                )
+                self._ec2.delete_eni(eni.eni_id)
+                launch.known.pop(eni.eni_id, None)
+                return other
+        return None
 
     def _device_index_fallback(self, eni: Eni, desired: int, index: int) -> None:
         self._metrics.count(Metric.DEVICE_INDEX_FALLBACKS)
@@ -470,6 +574,41 @@ class LifecycleService:
                 "so its workers would have no Multus interface"
             )
         return in_az
+
+    def _defer(self, action: LifecycleAction, budget: Budget, failure: LifecycleFailure) -> Outcome:
+        """A failure a later attempt may not meet: keep what was made (the next attempt adopts it), make sure the
+        hook outlives the wait for that attempt (a heartbeat), and let the event come back."""
+        reason = f"{type(failure).__name__}: {failure}"
+        with self._deadline.within(budget.rollback_until):
+            if not self._still_waiting(action):
+                self._metrics.count(Metric.ALREADY_COMPLETED)
+                self._log.warning("launch step failed, but the action is no longer waiting: nothing to retry")
+                return Outcome(Status.ALREADY_COMPLETED, reason=reason)
+            self._metrics.count(Metric.LAUNCHES_DEFERRED)
+            self._log.warning(
+                "launch step failed for a reason a later attempt may not meet: the event comes back",
+                extra={"error": str(failure), "error_type": type(failure).__name__},
+            )
+            if self._heartbeat_needed(action, budget):
+                try:
+                    self._autoscaling.record_heartbeat(
+                        group=action.group, hook=action.hook, token=action.token, instance_id=action.instance_id
+                    )
+                except MultusIpamError as error:
+                    self._log.error("could not record a lifecycle heartbeat", extra={"error": str(error)})
+                else:
+                    self._metrics.count(Metric.HEARTBEATS)
+        return Outcome(Status.DEFERRED, reason=reason)
+
+    def _heartbeat_needed(self, action: LifecycleAction, budget: Budget) -> bool:
+        """Whether the hook may time out before the next attempt ends: that attempt comes RETRY_DELAY_SECONDS
+        from now at the latest and may take as long as this invocation had. Counted from the event's time (the
+        start of the wait; a heartbeat recorded since only makes this more cautious than needed)."""
+        if action.time is None:
+            return True
+        waited = (self._clock.now() - action.time).total_seconds()
+        next_attempt_ends = waited + self._settings.retry_delay_seconds + budget.total_seconds
+        return next_attempt_ends >= self._settings.hook_heartbeat_timeout_seconds
 
     def _fail(self, action: LifecycleAction, budget: Budget, error: Exception, known: Sequence[Eni] = ()) -> Outcome:
         result = self._settings.failure_result
@@ -529,14 +668,6 @@ class LifecycleService:
         return Outcome(Status.COMPLETED if completed else Status.ALREADY_COMPLETED, LifecycleResult.CONTINUE)
 
     # --- shared steps ---------------------------------------------------------------------------------
-
-    def _sweep_orphans(self, budget: Budget) -> None:
-        """After the action is completed, with the time that is left (best effort: see multus_ipam.orphans)."""
-        if budget.seconds_until(budget.end) < SWEEP_MIN_SECONDS:
-            self._log.info("no time left to sweep orphaned ENIs: the next event will")
-            return
-        with self._deadline.within(budget.sweep_until):
-            self.orphans.run(until=budget.sweep_until)
 
     def _release(self, instance_id: str, budget: Budget, *, everything: bool, known: Sequence[Eni] = ()) -> list[str]:
         """Detach and delete our ENIs of the instance until the rollback's deadline; returns the ids that could

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
+from enum import StrEnum
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-
-from multus_ipam.lifecycle import Metric
 
 SERVICE = "multus-ipam"
 NAMESPACE = "EksMultusIpam"
@@ -19,7 +18,8 @@ def make_logger() -> Logger:
 
 
 class PowertoolsMetrics:
-    """Implements :class:`multus_ipam.lifecycle.Metrics` as CloudWatch EMF metrics, one flush per invocation."""
+    """Implements :class:`multus_ipam.lifecycle.Metrics` (and the reconciler's) as CloudWatch EMF metrics, one
+    flush per invocation."""
 
     def __init__(self, mode: str, client: EphemeralMetrics | None = None) -> None:
         # EphemeralMetrics keeps its metrics to itself (Metrics shares them process-wide), so two functions'
@@ -29,7 +29,7 @@ class PowertoolsMetrics:
         self._lock = threading.Lock()
         self._pending = False
 
-    def count(self, metric: Metric, value: int = 1) -> None:
+    def count(self, metric: StrEnum, value: int = 1) -> None:
         with self._lock:
             self._client.add_metric(name=metric.value, unit=MetricUnit.Count, value=value)
             self._pending = True

@@ -18,11 +18,22 @@ from multus_ipam.settings import LifecycleResult
 
 
 @dataclass(frozen=True, slots=True)
+class AttachedInterface:
+    """An ENI attached to an instance, as DescribeInstances shows it (the device indexes taken on each card)."""
+
+    eni_id: str
+    device_index: int
+    network_card_index: int
+
+
+@dataclass(frozen=True, slots=True)
 class Instance:
     instance_id: str
     availability_zone: str
     state: str
     """EC2 state name: pending, running, shutting-down, terminated, stopping, stopped."""
+    interfaces: tuple[AttachedInterface, ...] = ()
+    """Every ENI attached to it when it was described (the primary one included)."""
 
     @property
     def is_gone(self) -> bool:
@@ -102,8 +113,8 @@ class Ec2(Protocol):
         """Raises SubnetMisconfigured naming the missing subnet."""
         ...
 
-    def subnet_enis(self, subnet_id: str) -> list[Eni]:
-        """Every ENI in the subnet, all pages."""
+    def subnet_enis(self, subnet_ids: Sequence[str]) -> list[Eni]:
+        """Every ENI in the subnets (one request for all of them, all pages)."""
         ...
 
     def subnet_reservations(self, subnet_id: str) -> list[Reservation]:
@@ -112,10 +123,6 @@ class Ec2(Protocol):
 
     def owned_enis(self, owner: str, instance_id: str) -> list[Eni]:
         """Our ENIs (by ownership tags) intended for or attached to the instance, all pages."""
-        ...
-
-    def instance_enis(self, instance_id: str) -> list[Eni]:
-        """Every ENI attached to the instance (to see which device indexes are taken)."""
         ...
 
     def describe_eni(self, eni_id: str) -> Eni | None: ...
@@ -156,19 +163,62 @@ class Ec2(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class GroupInstance:
+    instance_id: str
+    availability_zone: str
+    lifecycle_state: str
+    """Auto Scaling's LifecycleState: Pending:Wait, InService, Terminating:Wait, Warmed:Pending:Wait, ..."""
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleHook:
+    name: str
+    transition: str
+    """autoscaling:EC2_INSTANCE_LAUNCHING or autoscaling:EC2_INSTANCE_TERMINATING"""
+    heartbeat_timeout_seconds: int
+
+
 class AutoScaling(Protocol):
     def complete_lifecycle_action(
-        self, *, group: str, hook: str, token: str, instance_id: str, result: LifecycleResult
+        self, *, group: str, hook: str, token: str | None, instance_id: str, result: LifecycleResult
     ) -> None:
-        """Raises LifecycleActionGone when no such action is active any more."""
+        """Raises LifecycleActionGone when no such action is active any more. ``token`` None: by instance id."""
         ...
 
     def lifecycle_state(self, instance_id: str) -> str | None:
         """The instance's LifecycleState in its group (e.g. Pending:Wait), None if not in a group."""
         ...
 
-    def waiting_instances(self, group: str, availability_zone: str) -> list[str]:
-        """Instances of the group in the AZ whose launch is waiting on a lifecycle hook."""
+    def waiting_instances(self, group: str) -> list[GroupInstance]:
+        """Instances of the group (and its warm pool) whose launch is waiting on a lifecycle hook, in every AZ:
+        one read of the group (a warm pool adds its own pages)."""
+        ...
+
+    def record_heartbeat(self, *, group: str, hook: str, token: str | None, instance_id: str) -> None:
+        """Restart the hook's heartbeat timeout. Raises LifecycleActionGone when no such action is active."""
+        ...
+
+
+class GroupReader(Protocol):
+    """What the reconciler reads of the group."""
+
+    def group_instances(self, group: str) -> list[GroupInstance]:
+        """Every instance of the group and of its warm pool, with its lifecycle state."""
+        ...
+
+    def lifecycle_hooks(self, group: str) -> list[LifecycleHook]: ...
+
+
+class Intake(Protocol):
+    """The queue lifecycle events wait in for the function (the reconciler puts lost ones back in)."""
+
+    def backlog(self) -> int:
+        """Messages waiting or being handled (visible, in flight and delayed; approximate, as SQS counts)."""
+        ...
+
+    def send(self, events: Sequence[Mapping[str, object]]) -> None:
+        """Queue the events (as EventBridge would). Raises AwsCallFailed naming what could not be sent."""
         ...
 
 

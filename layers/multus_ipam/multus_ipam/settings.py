@@ -59,6 +59,16 @@ class Settings:
     safety_margin_seconds: int = 30
     detach_timeout_seconds: int = 60
     orphan_min_age_seconds: int = 600
+    hook_heartbeat_timeout_seconds: int = 600
+    """The launch and terminate hooks' HeartbeatTimeout (HookHeartbeatTimeout): a deferred launch records a
+    heartbeat when its next attempt might end after it."""
+    retry_delay_seconds: int = 210
+    """How long a deferred event takes to come back at most: the intake queue's visibility timeout."""
+    max_receive_count: int = 5
+    lost_event_grace_seconds: int = 120
+    """The reconciler queues an event for an instance that has waited on one of our hooks this long with the
+    intake queue empty."""
+    """The intake queue's redrive maxReceiveCount: the receive with this count is the last; it does not defer."""
     """How old an ENI of ours must be before the orphan sweep may take its instance's absence from
     DescribeInstances for death (a new instance may not be shown yet)."""
     hook_names: frozenset[str] = frozenset()
@@ -284,4 +294,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         safety_margin_seconds=_int(env, "SAFETY_MARGIN_SECONDS", 30, 5, 600),
         detach_timeout_seconds=_int(env, "DETACH_TIMEOUT_SECONDS", 60, 5, 600),
         orphan_min_age_seconds=_int(env, "ORPHAN_MIN_AGE_SECONDS", 600, 60, 86_400),
+        hook_heartbeat_timeout_seconds=_int(env, "HOOK_HEARTBEAT_TIMEOUT_SECONDS", 600, 30, 7200),
+        retry_delay_seconds=_int(env, "RETRY_DELAY_SECONDS", 210, 0, 43_200),
+        max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 5, 1, 1000),
+        lost_event_grace_seconds=_int(env, "LOST_EVENT_GRACE_SECONDS", 120, 30, 3600),
     )

@@ -12,12 +12,17 @@ from typing import Protocol, TypeVar
 
 from multus_ipam.addressing import AddressSpace, IPAddress, IPNetwork, choose_worker_address, launch_rank
 from multus_ipam.errors import InsufficientAddresses, MissingReservation, SubnetMisconfigured, WorkerRangeExhausted
-from multus_ipam.ports import AutoScaling, Clock, Ec2, Eni, Instance, Reservation, Subnet
+from multus_ipam.ports import Clock, Ec2, Eni, Instance, Reservation, Subnet
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG, Settings
 
 #: How long an execution environment remembers an address EC2 refused as in use that none of our describes
 #: shows (an ENI of another account in a subnet shared through AWS RAM).
 HIDDEN_ADDRESS_MEMORY_SECONDS = 600
+#: How long an execution environment reuses a subnet's CIDR reservations before reading them again. Pod-range
+#: reservations are made before a node group launches and change rarely; one read per minute instead of one per
+#: launch and subnet keeps a burst's GetSubnetCidrReservations calls off EC2's buckets. A reservation made
+#: within the last minute may be missed by static mode's choice (it then avoids it from the next read on).
+RESERVATION_CACHE_SECONDS = 60.0
 #: A refusal this recent may still be a concurrent launch's new ENI that describes do not show yet (the engine
 #: waits as long for EC2 to show what it just made: multus_ipam.budget.VISIBILITY_WAITS).
 RECENT_REFUSAL_SECONDS = 15.5
@@ -33,6 +38,18 @@ class AddressChoice:
     reason: str
 
 
+class LaunchView(Protocol):
+    """What one launch has read of its subnets and its group, read once and shared by every choice it makes."""
+
+    def enis(self, subnet: Subnet) -> list[Eni]:
+        """Every ENI of the subnet, as last read."""
+        ...
+
+    def waiting(self, availability_zone: str) -> list[str]:
+        """The group's instances in the AZ whose launch waits on a hook (read once per launch, when first asked)."""
+        ...
+
+
 class AddressStrategy(Protocol):
     name: str
 
@@ -40,7 +57,9 @@ class AddressStrategy(Protocol):
         """Check the subnet can serve this strategy before anything is created. Raises LifecycleFailure."""
         ...
 
-    def choose(self, subnet: Subnet, instance: Instance, avoid: frozenset[IPAddress]) -> AddressChoice:
+    def choose(
+        self, subnet: Subnet, instance: Instance, view: LaunchView, avoid: frozenset[IPAddress]
+    ) -> AddressChoice:
         """``avoid``: addresses this launch already found taken (a describe may not show them yet)."""
         ...
 
@@ -98,15 +117,37 @@ class HiddenAddresses:
         )
 
 
+class ReservationCache:
+    """Each subnet's CIDR reservations, read at most once per RESERVATION_CACHE_SECONDS per execution
+    environment. Thread-safe; no lock held across a call (two threads may both read: harmless)."""
+
+    def __init__(self, ec2: Ec2, clock: Clock, ttl_seconds: float = RESERVATION_CACHE_SECONDS) -> None:
+        self._ec2 = ec2
+        self._clock = clock
+        self._ttl = timedelta(seconds=ttl_seconds)
+        self._lock = threading.Lock()
+        self._read: dict[str, tuple[datetime, list[Reservation]]] = {}
+
+    def get(self, subnet_id: str) -> list[Reservation]:
+        now = self._clock.now()
+        with self._lock:
+            cached = self._read.get(subnet_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        reservations = self._ec2.subnet_reservations(subnet_id)
+        with self._lock:
+            self._read[subnet_id] = (now, reservations)
+        return reservations
+
+
 class StaticLowestFree:
     """Workers take the lowest free addresses at the start of the subnet; pods use the rest."""
 
     name = "static"
 
-    def __init__(self, settings: Settings, ec2: Ec2, autoscaling: AutoScaling, clock: Clock) -> None:
+    def __init__(self, settings: Settings, ec2: Ec2, clock: Clock) -> None:
         self._settings = settings
-        self._ec2 = ec2
-        self._autoscaling = autoscaling
+        self._reservations = ReservationCache(ec2, clock)
         self._hidden = HiddenAddresses(clock)
 
     def verify(self, subnet: Subnet) -> None:
@@ -118,10 +159,12 @@ class StaticLowestFree:
                 f"WORKER_IP_UPPER_BOUNDS: {bound} is not inside {subnet.subnet_id} ({subnet.ipv4_cidr or 'IPv6-only'})"
             )
 
-    def choose(self, subnet: Subnet, instance: Instance, avoid: frozenset[IPAddress]) -> AddressChoice:
-        enis = self._ec2.subnet_enis(subnet.subnet_id)
-        reservations = self._ec2.subnet_reservations(subnet.subnet_id)
-        rank = self._rank(instance, subnet, enis)
+    def choose(
+        self, subnet: Subnet, instance: Instance, view: LaunchView, avoid: frozenset[IPAddress]
+    ) -> AddressChoice:
+        enis = view.enis(subnet)
+        reservations = self._reservations.get(subnet.subnet_id)
+        rank = self._rank(instance, subnet, enis, view)
         # An ENI a parallel delivery of this same launch created (not yet attached) does not make its address
         # taken for us: choosing it again gives the same request, so the client token returns that same ENI.
         others = [eni for eni in enis if not self._is_for(eni, instance)]
@@ -169,10 +212,10 @@ class StaticLowestFree:
     def _is_for(self, eni: Eni, instance: Instance) -> bool:
         return eni.tags.get(OWNER_TAG) == self._settings.owner and eni.tags.get(INSTANCE_TAG) == instance.instance_id
 
-    def _rank(self, instance: Instance, subnet: Subnet, enis: list[Eni]) -> int:
+    def _rank(self, instance: Instance, subnet: Subnet, enis: list[Eni], view: LaunchView) -> int:
         """The launch's rank among the group's waiting instances that have no ENI of ours in this subnet yet."""
         served = {eni.tags.get(INSTANCE_TAG) for eni in enis if eni.tags.get(OWNER_TAG) == self._settings.owner}
-        waiting = self._autoscaling.waiting_instances(self._settings.group_name, subnet.availability_zone)
+        waiting = view.waiting(subnet.availability_zone)
         return launch_rank(instance.instance_id, (i for i in waiting if i not in served))
 
     def _exhausted(
@@ -202,14 +245,15 @@ class CidrReservation:
 
     name = "cidr-reservation"
 
-    def __init__(self, settings: Settings, ec2: Ec2) -> None:
+    def __init__(self, settings: Settings, ec2: Ec2, clock: Clock) -> None:
         self._settings = settings
-        self._ec2 = ec2
+        self._reservations = ReservationCache(ec2, clock)
 
     def verify(self, subnet: Subnet) -> None:
         """Every address family EC2 will assign in the subnet needs an explicit reservation for the pod range:
-        the configured ones (POD_CIDR_RESERVATIONS) where given, else at least one of that family."""
-        explicit = {r.cidr for r in self._ec2.subnet_reservations(subnet.subnet_id) if r.kind == "explicit"}
+        the configured ones (POD_CIDR_RESERVATIONS) where given, else at least one of that family. Read at most
+        once a minute (RESERVATION_CACHE_SECONDS); a reservation deleted within that minute is noticed late."""
+        explicit = {r.cidr for r in self._reservations.get(subnet.subnet_id) if r.kind == "explicit"}
         expected = self._settings.pod_reservations.get(subnet.subnet_id, ())
         missing = [str(cidr) for cidr in expected if cidr not in explicit]
         if missing:
@@ -225,7 +269,9 @@ class CidrReservation:
                     f"without one EC2 may give a worker a pod {family} address"
                 )
 
-    def choose(self, subnet: Subnet, instance: Instance, avoid: frozenset[IPAddress]) -> AddressChoice:
+    def choose(
+        self, subnet: Subnet, instance: Instance, view: LaunchView, avoid: frozenset[IPAddress]
+    ) -> AddressChoice:
         return AddressChoice(
             ipv4=None,
             ipv6=None,

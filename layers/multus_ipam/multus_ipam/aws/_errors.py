@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from multus_ipam.errors import AwsCallFailed
 
@@ -27,6 +28,12 @@ def aws_call(operation: str) -> Iterator[None]:
     try:
         yield
     except ClientError as error:
-        raise AwsCallFailed(operation, error_code(error), error_message(error)) from error
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        raise AwsCallFailed(
+            operation, error_code(error), error_message(error), status=status if isinstance(status, int) else None
+        ) from error
     except BotoCoreError as error:
-        raise AwsCallFailed(operation, type(error).__name__, str(error)) from error
+        # Connection errors and read timeouts got no answer from AWS: a later attempt may. Anything else
+        # (parameter validation, say) is ours to fix.
+        no_answer = isinstance(error, (BotoConnectionError, HTTPClientError))
+        raise AwsCallFailed(operation, type(error).__name__, str(error), no_answer=no_answer) from error

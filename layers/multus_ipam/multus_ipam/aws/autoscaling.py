@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 
 from multus_ipam.aws._errors import aws_call, error_code, error_message
 from multus_ipam.errors import LifecycleActionGone
+from multus_ipam.ports import GroupInstance, LifecycleHook
 from multus_ipam.settings import LifecycleResult
 
 if TYPE_CHECKING:
@@ -28,9 +29,11 @@ class AutoScalingAdapter:
     IAM_ACTIONS: ClassVar[frozenset[str]] = frozenset(
         {
             "autoscaling:CompleteLifecycleAction",
+            "autoscaling:RecordLifecycleActionHeartbeat",
             "autoscaling:DescribeAutoScalingInstances",
             "autoscaling:DescribeAutoScalingGroups",
             "autoscaling:DescribeWarmPool",
+            "autoscaling:DescribeLifecycleHooks",
         }
     )
 
@@ -38,16 +41,17 @@ class AutoScalingAdapter:
         self._client = client
 
     def complete_lifecycle_action(
-        self, *, group: str, hook: str, token: str, instance_id: str, result: LifecycleResult
+        self, *, group: str, hook: str, token: str | None, instance_id: str, result: LifecycleResult
     ) -> None:
+        kwargs: dict[str, Any] = {"LifecycleActionToken": token} if token else {}
         with aws_call("CompleteLifecycleAction"):
             try:
                 self._client.complete_lifecycle_action(
                     LifecycleHookName=hook,
                     AutoScalingGroupName=group,
-                    LifecycleActionToken=token,
                     LifecycleActionResult=result.value,
                     InstanceId=instance_id,
+                    **kwargs,
                 )
             except ClientError as error:
                 # The code is the generic ValidationError: the message is what says the action is gone.
@@ -62,7 +66,11 @@ class AutoScalingAdapter:
             return item["LifecycleState"]
         return None
 
-    def waiting_instances(self, group: str, availability_zone: str) -> list[str]:
+    def waiting_instances(self, group: str) -> list[GroupInstance]:
+        """The group's instances (its warm pool's too) whose launch waits on a hook."""
+        return [i for i in self.group_instances(group) if i.lifecycle_state in LAUNCH_WAITING_STATES]
+
+    def group_instances(self, group: str) -> list[GroupInstance]:
         """The group's instances and its warm pool's (DescribeAutoScalingGroups does not list those): a burst
         that fills a warm pool must rank its launches as much as one that scales the group out. The warm pool
         is read only when the group has one (DescribeAutoScalingGroups then shows its WarmPoolConfiguration)."""
@@ -73,10 +81,33 @@ class AutoScalingAdapter:
         if any(found.get("WarmPoolConfiguration") for found in groups):
             items.extend(self._warm_pool_instances(group))
         return [
-            str(item["InstanceId"])
+            GroupInstance(str(item["InstanceId"]), str(item.get("AvailabilityZone", "")), str(item["LifecycleState"]))
             for item in items
-            if item.get("AvailabilityZone") == availability_zone and item.get("LifecycleState") in LAUNCH_WAITING_STATES
         ]
+
+    def lifecycle_hooks(self, group: str) -> list[LifecycleHook]:
+        with aws_call("DescribeLifecycleHooks"):
+            response = self._client.describe_lifecycle_hooks(AutoScalingGroupName=group)
+        return [
+            LifecycleHook(
+                name=str(item["LifecycleHookName"]),
+                transition=str(item.get("LifecycleTransition", "")),
+                heartbeat_timeout_seconds=int(item.get("HeartbeatTimeout", 3600)),
+            )
+            for item in response.get("LifecycleHooks", [])
+        ]
+
+    def record_heartbeat(self, *, group: str, hook: str, token: str | None, instance_id: str) -> None:
+        kwargs: dict[str, Any] = {"LifecycleActionToken": token} if token else {}
+        with aws_call("RecordLifecycleActionHeartbeat"):
+            try:
+                self._client.record_lifecycle_action_heartbeat(
+                    LifecycleHookName=hook, AutoScalingGroupName=group, InstanceId=instance_id, **kwargs
+                )
+            except ClientError as error:
+                if error_code(error) == "ValidationError" and NO_ACTIVE_ACTION in error_message(error):
+                    raise LifecycleActionGone(error_message(error)) from error
+                raise
 
     def _warm_pool_instances(self, group: str) -> list[InstanceTypeDef]:
         instances: list[InstanceTypeDef] = []

@@ -11,12 +11,15 @@ from botocore.config import Config
 if TYPE_CHECKING:  # type stubs are a development dependency, not in the layer
     from mypy_boto3_autoscaling import AutoScalingClient
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_sqs import SQSClient
 
 
 @dataclass(frozen=True, slots=True)
 class Clients:
     ec2: EC2Client
     autoscaling: AutoScalingClient
+    sqs: SQSClient | None = None
+    """Only the reconciler's (the intake queue)."""
 
 
 def retry_config(max_attempts: int) -> Config:
@@ -29,10 +32,11 @@ def retry_config(max_attempts: int) -> Config:
     )
 
 
-def make_clients(max_attempts: int, session: boto3.session.Session | None = None) -> Clients:
+def make_clients(max_attempts: int, session: boto3.session.Session | None = None, *, sqs: bool = False) -> Clients:
     session = session or boto3.session.Session()
     config = retry_config(max_attempts)
     return Clients(
         ec2=session.client("ec2", config=config),
         autoscaling=session.client("autoscaling", config=config),
+        sqs=session.client("sqs", config=config) if sqs else None,
     )

@@ -16,7 +16,7 @@ from multus_ipam.errors import (
     NotYetVisible,
     SubnetMisconfigured,
 )
-from multus_ipam.ports import Attachment, CreateEni, Eni, Instance, Reservation, Subnet
+from multus_ipam.ports import AttachedInterface, Attachment, CreateEni, Eni, Instance, Reservation, Subnet
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG
 
 if TYPE_CHECKING:
@@ -75,6 +75,15 @@ class Ec2Adapter:
                     instance_id=item["InstanceId"],
                     availability_zone=item["Placement"]["AvailabilityZone"],
                     state=item["State"]["Name"],
+                    interfaces=tuple(
+                        AttachedInterface(
+                            eni_id=nic.get("NetworkInterfaceId", ""),
+                            device_index=nic["Attachment"].get("DeviceIndex", 0),
+                            network_card_index=nic["Attachment"].get("NetworkCardIndex", 0),
+                        )
+                        for nic in item.get("NetworkInterfaces", [])
+                        if "Attachment" in nic
+                    ),
                 )
         return None
 
@@ -105,8 +114,13 @@ class Ec2Adapter:
             )
         return subnets
 
-    def subnet_enis(self, subnet_id: str) -> list[Eni]:
-        return list(self._enis([{"Name": "subnet-id", "Values": [subnet_id]}]))
+    def subnet_enis(self, subnet_ids: Sequence[str]) -> list[Eni]:
+        if isinstance(subnet_ids, str):  # a str is a Sequence[str] too: one subnet's characters
+            raise TypeError("subnet_ids: a sequence of subnet ids, not one id")
+        ids = sorted(set(subnet_ids))
+        if len(ids) > MAX_FILTER_VALUES:
+            raise ValueError(f"{len(ids)} subnets: one request takes at most {MAX_FILTER_VALUES} filter values")
+        return list(self._enis([{"Name": "subnet-id", "Values": ids}]))
 
     def owned_enis(self, owner: str, instance_id: str) -> list[Eni]:
         return list(
@@ -117,9 +131,6 @@ class Ec2Adapter:
                 ]
             )
         )
-
-    def instance_enis(self, instance_id: str) -> list[Eni]:
-        return list(self._enis([{"Name": "attachment.instance-id", "Values": [instance_id]}]))
 
     def detached_enis(self, owner: str) -> list[Eni]:
         return list(

@@ -13,6 +13,14 @@ retrying, ``False`` means "do not retry" and stops the later handlers (the stand
 ``False`` the same way when its quota is spent). Registered first on the service's own event name, this handler
 runs before the standard one. When it answers ``False``, the call ends with the answer AWS gave (the client raises
 its ``ClientError``), so the adapters translate it as usual (``AwsCallFailed`` naming the operation and code).
+
+**Throttling is retried here, until the deadline.** Under a burst, EC2's buckets are the bottleneck and a
+throttled call is the normal case, not a fault: botocore's standard handler would give up after ``max_attempts``
+and take 5 units of its retry quota per retry (500 per client: 100 throttled retries drain it, and then every
+call of the execution environment fails at its first throttle). So while a deadline is bound, a throttled
+answer gets its delay from this handler (``rand * min(2^(n-1), THROTTLE_BACKOFF_CAP)`` s, botocore's own
+jittered backoff), which stops the standard handler from counting the attempt or taking quota, for as long as
+another attempt fits before the deadline. Other failures (5xx, timeouts) are left to the standard handler.
 """
 
 from __future__ import annotations
@@ -24,6 +32,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from botocore.retries.standard import ExponentialBackoff, RetryContext
+
+from multus_ipam.errors import THROTTLING_CODES
 from multus_ipam.ports import Clock
 
 if TYPE_CHECKING:
@@ -36,6 +47,9 @@ MAX_BACKOFF_SECONDS = 20.0
 #: half minute of a phase, so one throttled CompleteLifecycleAction after a rollback would leave the action
 #: uncompleted. A hung connection is bounded by the client's timeouts all the same.
 ATTEMPT_SECONDS = 2.0
+#: Cap of one delay before retrying a throttled call. Short: the bucket refills every second, and a caller that
+#: waits 20 s leaves tokens unused while the burst is still waiting.
+THROTTLE_BACKOFF_CAP = 8
 
 _log = logging.getLogger(__name__)
 
@@ -53,6 +67,12 @@ class SdkRetryDeadline:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._local = threading.local()
+        self._backoff = ExponentialBackoff(
+            max_backoff=THROTTLE_BACKOFF_CAP,
+            throttling_detector=_AlwaysThrottling(),  # type: ignore[arg-type]  # duck-typed: one method is read
+        )
+        self.throttled_retries = 0
+        """Throttled answers this handler retried (for tests and metrics)."""
 
     @contextmanager
     def within(self, until: datetime | None) -> Iterator[None]:
@@ -75,14 +95,21 @@ class SdkRetryDeadline:
         when another retry could end after it."""
         service = client.meta.service_model.service_id.hyphenize()
 
-        def needs_retry(attempts: int, caught_exception: Exception | None = None, **kwargs: object) -> bool | None:
+        def needs_retry(
+            attempts: int, caught_exception: Exception | None = None, **kwargs: object
+        ) -> bool | float | None:
             response = kwargs.get("response")
             http = response[0] if isinstance(response, tuple) and response else None
             failed = caught_exception is not None or getattr(http, "status_code", 200) >= 400
             if not failed:
                 return None  # nothing to retry: botocore's own handlers carry on as usual
             left = self.seconds_left()
-            if left is None or left >= retry_cost(attempts):
+            if left is not None and _error_code(response) in THROTTLING_CODES:
+                delay = float(self._backoff.delay_amount(RetryContext(attempt_number=attempts)))
+                if left >= delay + ATTEMPT_SECONDS:
+                    self.throttled_retries += 1
+                    return delay  # a number: botocore sleeps it and retries; the standard handler is not asked
+            elif left is None or left >= retry_cost(attempts):
                 return None  # let botocore decide (and draw its delay)
             _log.warning(
                 "not retrying an AWS call: another retry could end after this phase's deadline",
@@ -99,3 +126,18 @@ class SdkRetryDeadline:
             needs_retry,  # type: ignore[arg-type]  # the stubs say handlers return None; botocore reads the value
             unique_id=f"multus-ipam-retry-deadline-{id(self)}",
         )
+
+
+class _AlwaysThrottling:
+    """Tells botocore's backoff to use its throttling scale (1 s): this handler computes delays only for
+    throttled answers."""
+
+    def is_throttling_error_from_context(self, context: object) -> bool:
+        return True
+
+
+def _error_code(response: object) -> str | None:
+    if not isinstance(response, tuple) or len(response) < 2 or not isinstance(response[1], dict):
+        return None
+    error = response[1].get("Error")
+    return str(error.get("Code")) if isinstance(error, dict) else None

@@ -1,0 +1,189 @@
+"""The scheduled reconciler: what does not belong on the lifecycle hot path, every minute or two.
+
+1. **Orphan sweep** (:mod:`multus_ipam.orphans`): our detached ENIs whose instance is gone.
+2. **Lost events.** Auto Scaling emits lifecycle events best-effort, and EventBridge or the intake may lose one
+   (a rule disabled for a moment, a message aged out). Without its event, an instance waits in ``Pending:Wait``
+   until the hook's heartbeat timeout, then gets the hook's default result (``ABANDON``: terminated and
+   replaced). The reconciler finds instances waiting on one of our hooks for longer than
+   ``LOST_EVENT_GRACE_SECONDS`` while the intake queue holds nothing (no event of theirs can be queued or in
+   flight), and queues an event for each, made as Auto Scaling would but without the token: the function
+   completes the action by instance id. A late event (the same action handled twice) is harmless: the engine
+   adopts what exists and "No active Lifecycle Action" is taken as done.
+
+How long an instance has waited: Auto Scaling does not say, so the reconciler remembers when it first saw each
+waiting instance (per execution environment: the function runs with a reserved concurrency of 1, and a new
+execution environment starts counting afresh, which only delays a recovery by one grace period).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from multus_ipam.budget import SWEEP_STOP_SECONDS
+from multus_ipam.errors import MultusIpamError
+from multus_ipam.events import LAUNCH_DETAIL_TYPE, TERMINATE_DETAIL_TYPE, Transition
+from multus_ipam.orphans import OrphanSweep
+from multus_ipam.ports import CallDeadline, Clock, Ec2, GroupInstance, GroupReader, Intake, LifecycleHook
+from multus_ipam.settings import Settings, format_created_at
+
+RECONCILER_SOURCE = "multus-ipam.reconciler"
+#: Lifecycle states that wait on a launch hook, and on a terminate hook, with where the instance goes.
+LAUNCH_WAITS: Mapping[str, str] = {"Pending:Wait": "AutoScalingGroup", "Warmed:Pending:Wait": "WarmPool"}
+TERMINATE_WAITS = frozenset({"Terminating:Wait", "Warmed:Terminating:Wait"})
+
+
+class Metric(StrEnum):
+    LOST_EVENTS_REQUEUED = "LostEventsRequeued"
+    ORPHANS_RELEASED = "OrphanEnisReleased"
+
+
+class Metrics(Protocol):
+    def count(self, metric: Metric, value: int = 1) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    orphans_deleted: tuple[str, ...] = ()
+    requeued: tuple[str, ...] = ()
+    """Instance ids whose lost event was queued again."""
+    waiting: int = 0
+    """Instances seen waiting on one of our hooks."""
+    backlog: int | None = None
+    """Messages in the intake queue (None: not read)."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "orphansDeleted": list(self.orphans_deleted),
+            "requeued": list(self.requeued),
+            "waiting": self.waiting,
+            "backlog": self.backlog,
+        }
+
+
+def lost_event(
+    action_hook: LifecycleHook, instance: GroupInstance, group: str, seen_since: datetime
+) -> dict[str, object]:
+    """The lifecycle event Auto Scaling would have sent for this wait, without its token (see the module)."""
+    launching = action_hook.transition == Transition.LAUNCHING.value
+    detail: dict[str, object] = {
+        "AutoScalingGroupName": group,
+        "LifecycleHookName": action_hook.name,
+        "EC2InstanceId": instance.instance_id,
+        "LifecycleTransition": action_hook.transition,
+    }
+    if launching:
+        detail["Destination"] = LAUNCH_WAITS[instance.lifecycle_state]
+    return {
+        "version": "0",
+        "id": f"lost-{instance.instance_id}-{action_hook.name}-{format_created_at(seen_since)}",
+        "detail-type": LAUNCH_DETAIL_TYPE if launching else TERMINATE_DETAIL_TYPE,
+        "source": RECONCILER_SOURCE,
+        "time": format_created_at(seen_since),
+        "detail": detail,
+    }
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        ec2: Ec2,
+        autoscaling: GroupReader,
+        intake: Intake,
+        clock: Clock,
+        metrics: Metrics,
+        deadline: CallDeadline,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._autoscaling = autoscaling
+        self._intake = intake
+        self._clock = clock
+        self._metrics = metrics
+        self._deadline = deadline
+        self._log = logger or logging.getLogger(__name__)
+        self._grace = timedelta(seconds=settings.lost_event_grace_seconds)
+        self._lock = threading.Lock()
+        self._first_seen: dict[tuple[str, str], datetime] = {}
+        """(instance id, lifecycle state) -> when this execution environment first saw it waiting so."""
+        self.orphans = OrphanSweep(
+            owner=settings.owner,
+            min_age_seconds=settings.orphan_min_age_seconds,
+            ec2=ec2,
+            clock=clock,
+            on_release=lambda: metrics.count(Metric.ORPHANS_RELEASED),
+            logger=self._log,
+        )
+
+    def run(self, remaining_ms: Callable[[], int]) -> ReconcileReport:
+        """One pass: lost events first (an instance waits on them), then the sweep with the time left. Never
+        raises our errors: what fails is logged and the next run tries again."""
+        end = self._clock.now() + timedelta(milliseconds=remaining_ms()) - timedelta(seconds=SWEEP_STOP_SECONDS)
+        report = ReconcileReport()
+        with self._deadline.within(end):
+            try:
+                report = self._requeue_lost(end)
+            except MultusIpamError as error:
+                self._log.error("could not look for lost lifecycle events", extra={"error": str(error)})
+            swept = self.orphans.run(until=end)
+        return ReconcileReport(swept.deleted, report.requeued, report.waiting, report.backlog)
+
+    def _requeue_lost(self, end: datetime) -> ReconcileReport:
+        group = self._settings.group_name
+        hooks = self._our_hooks(group)
+        instances = self._autoscaling.group_instances(group)
+        now = self._clock.now()
+        waiting = [i for i in instances if i.lifecycle_state in LAUNCH_WAITS or i.lifecycle_state in TERMINATE_WAITS]
+        since = self._remember(waiting, now)
+        overdue = [i for i in waiting if now - since[(i.instance_id, i.lifecycle_state)] >= self._grace]
+        if not overdue:
+            return ReconcileReport(waiting=len(waiting))
+        backlog = self._intake.backlog()
+        if backlog > 0:
+            # Their events may be among those queued or in flight (a burst): not lost, only late.
+            self._log.info(
+                "instances wait past the grace period, but the intake queue is busy: not requeuing now",
+                extra={"overdue": len(overdue), "backlog": backlog},
+            )
+            return ReconcileReport(waiting=len(waiting), backlog=backlog)
+        events: list[dict[str, object]] = []
+        requeued: list[str] = []
+        for instance in overdue:
+            launching = instance.lifecycle_state in LAUNCH_WAITS
+            for hook in hooks:
+                if (hook.transition == Transition.LAUNCHING.value) == launching:
+                    seen = since[(instance.instance_id, instance.lifecycle_state)]
+                    events.append(lost_event(hook, instance, group, seen))
+            requeued.append(instance.instance_id)
+        if self._clock.now() >= end:
+            return ReconcileReport(waiting=len(waiting), backlog=backlog)
+        self._intake.send(events)
+        self._metrics.count(Metric.LOST_EVENTS_REQUEUED, len(events))
+        for instance in overdue:
+            self._log.warning(
+                "lifecycle event lost: queued again",
+                extra={"instance_id": instance.instance_id, "lifecycle_state": instance.lifecycle_state},
+            )
+            with self._lock:  # counted afresh: if this one is lost too, another grace period
+                self._first_seen[(instance.instance_id, instance.lifecycle_state)] = now
+        return ReconcileReport(requeued=tuple(requeued), waiting=len(waiting), backlog=backlog)
+
+    def _our_hooks(self, group: str) -> list[LifecycleHook]:
+        names = self._settings.hook_names
+        return [h for h in self._autoscaling.lifecycle_hooks(group) if not names or h.name in names]
+
+    def _remember(self, waiting: list[GroupInstance], now: datetime) -> dict[tuple[str, str], datetime]:
+        """First-seen times of the waiting instances; forgets those no longer waiting (in that state)."""
+        keys = {(i.instance_id, i.lifecycle_state) for i in waiting}
+        with self._lock:
+            self._first_seen = {k: v for k, v in self._first_seen.items() if k in keys}
+            for key in keys:
+                self._first_seen.setdefault(key, now)
+            return dict(self._first_seen)
