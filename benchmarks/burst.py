@@ -1,17 +1,22 @@
-"""Burst benchmark: N simultaneous launches through the static function's handler, on the realistic local AWS
-and on the ideal one.
+"""Burst benchmark (issue 9, "hold 500 launches at once"): N launches at once on the realistic local AWS, per design.
 
-* **realistic** (``Realism()``): strict parameters, latency, EC2's token buckets, visibility lag, asynchronous
-  attachments and each new node's VPC CNI; the N deliveries run as N concurrent callers on the local AWS clock
-  (``aws.run_concurrently``), each in its own execution environment (its own runtime: clients, retry quota,
-  caches), with the function's 180 s timeout counted on that clock. Seeded: ``--seed``.
-* **ideal** (``Realism.ideal()``): instant, consistent, unthrottled; N real threads share one runtime, as the
-  project's first benchmark did.
+The world: two Multus subnets of /22 in the workers' AZ (a third in another AZ, configured, unused), a /20 node
+subnet, a group whose MaxSize is N, scaled out by N with one SetDesiredCapacity. The local AWS is realistic
+(``Realism()``: strict parameters, latency, EC2's published token buckets, describe lag 0-2 s, attach latency,
+each new node's VPC CNI actor), with 25 % of every refill taken by other callers in the account. Seeded: ``--seed``.
 
-Reports per N: CONTINUE results, whether the addresses per subnet are exactly the lowest free ones,
-CreateNetworkInterface attempts per ENI, EC2 and Auto Scaling calls per launch, throttled calls, device index
-fallbacks (the VPC CNI got there first), the simulated time the burst took and wall time. Not part of
-`make test`. Run: `make bench` (or `python -m benchmarks.burst 10 50 100 --seed 1`).
+Designs (``benchmarks.burst_runners``):
+
+* ``baseline``: today's design, every event delivered at once, each to its own execution environment;
+* ``intake``: EventBridge -> SQS -> event source mapping with MaximumConcurrency M (``--max-concurrency``,
+  ``--batch-size``); needs ``localaws.intake``.
+
+Reports per design and N, in simulated seconds (``benchmarks.burst_metrics`` says what each figure is read from):
+CONTINUE / ABANDON (by API call / by hook timeout), launch-to-completion p50 / p95 / max, the bucket floor and the
+bucket that binds it, p95 / floor, EC2 and Auto Scaling calls per launch (by API in a second table), throttled
+responses, leaked ENIs, nodes whose Multus ENIs missed their device index, and the issue's targets missed. Exits
+non-zero when a run misses N/N CONTINUE or leaks an ENI. Not part of `make test`. Run: `make bench` (or
+`python -m benchmarks.burst --sizes 100 250 500 --design baseline intake --seed 1`).
 """
 
 from __future__ import annotations
@@ -20,127 +25,204 @@ import argparse
 import contextlib
 import io
 import logging
+import math
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 
-from localaws import LocalAWS, Realism
-from tests.handlers.world import FakeClock, FakeContext, World, build_world, deliver
+from benchmarks.burst_metrics import SERVICE_NAMES, BurstMetrics, Launches, measure
+from benchmarks.burst_runners import (
+    FUNCTION_TIMEOUT_SECONDS,
+    IntakeSettings,
+    Runner,
+    intake_available,
+    run_intake,
+    run_per_event,
+)
+from localaws import LocalAWS, Realism, Throttling
+from tests.handlers.world import build_world
 
-LAMBDA_TIMEOUT_MS = 180_000  # template.yaml: the functions' Timeout
+#: The issue's local AWS: realistic, with a quarter of every refill taken by other callers.
+REALISM = replace(Realism(), throttling=Throttling(others_share=0.25))
+MULTUS_PREFIX = 22  # 1019 usable addresses: a burst of 500 and the addresses already in use
+NODE_PREFIX = 20  # each node's primary address and its VPC CNI ENI: 2 x 500 and room to spare
 
 
 @dataclass(frozen=True)
-class BurstResult:
-    kind: str
-    n: int
-    continued: int
-    lowest: bool
-    create_attempts_per_eni: float
-    ec2_calls_per_launch: float
-    autoscaling_calls_per_launch: float
-    throttled: int
-    fallbacks: int
-    simulated_seconds: float
-    wall_seconds: float
+class Targets:
+    """The issue's targets. Missing CONTINUE or leaking fails the run (exit status); the rest are reported."""
+
+    p95_over_floor: float = 1.25
+    ec2_calls_per_launch: float = 10.0
+    autoscaling_calls_per_launch: float = 2.0
+
+    def missed(self, m: BurstMetrics) -> list[str]:
+        missed = self.failed(m)
+        floor = m.floor  # a floor of 0 (no bucket binds): the ratio says nothing, no target to miss
+        if floor is not None and floor.seconds > 0 and m.percentile(95) > self.p95_over_floor * floor.seconds:
+            missed.append("p95/floor")
+        if m.per_launch("ec2", m.calls) > self.ec2_calls_per_launch:
+            missed.append("EC2 calls")
+        if m.per_launch("autoscaling", m.calls) > self.autoscaling_calls_per_launch:
+            missed.append("ASG calls")
+        return missed
+
+    @staticmethod
+    def failed(m: BurstMetrics) -> list[str]:
+        failed = []
+        if m.count("CONTINUE") != m.n:
+            failed.append("CONTINUE")
+        if m.leaked:
+            failed.append("leaks")
+        return failed
 
 
-def _lowest(world: World, n: int) -> bool:
-    enis = world.our_enis()
-    for subnet in world.multus_subnets[:2]:
-        network = IPv4Network(world.cidrs[subnet])
-        got = sorted(IPv4Address(e["PrivateIpAddress"]) for e in enis if e["SubnetId"] == subnet)
-        first = int(network.network_address) + 4
-        if got != [IPv4Address(first + i) for i in range(n)]:
-            return False
-    return True
-
-
-def _deliveries(world: World, events: list[dict[str, Any]], realistic: bool) -> list[Callable[[], dict[str, Any]]]:
-    if not realistic:
-        runtime = world.runtime(page_size=1000)  # the production page size
-        return [lambda e=e: deliver(runtime, e) for e in events]  # type: ignore[misc]
-    return [_execution_environment(world, event) for event in events]
-
-
-def _execution_environment(world: World, event: dict[str, Any]) -> Callable[[], dict[str, Any]]:
-    """One delivery in its own execution environment: its own runtime (clients, retry quota, caches)."""
-    clock = FakeClock(follow=world.aws.clock)
-    runtime = world.runtime(clock=clock, page_size=1000)
-    return lambda: deliver(runtime, event, FakeContext(remaining_ms=LAMBDA_TIMEOUT_MS, clock=clock))
-
-
-def run_burst(n: int, *, realistic: bool, seed: int) -> BurstResult:
-    realism = Realism() if realistic else Realism.ideal()
-    with LocalAWS(region="us-east-1", realism=realism, seed=seed) as aws:
-        world = build_world(aws, multus_prefix=24)
+def run_burst(n: int, design: str, runner: Runner, *, seed: int) -> BurstMetrics:
+    """Launch N at once on a fresh realistic local AWS, deliver the events with ``runner``, measure."""
+    started = time.perf_counter()
+    with LocalAWS(region="us-east-1", realism=REALISM, seed=seed) as aws:
+        world = build_world(aws, multus_prefix=MULTUS_PREFIX, node_prefix=NODE_PREFIX, max_size=n)
         events = world.scale_out(n)
-        aws.clock.advance(5)  # EventBridge takes a moment to deliver: the new instances are visible by then
-        tasks = _deliveries(world, events, realistic)
+        launches = Launches.of(aws, events)
         aws.clear_calls()
-        throttled_before = sum(aws.buckets.refused.values()) if aws.buckets else 0
-        started, began = time.perf_counter(), aws.clock.now()
         with contextlib.redirect_stdout(io.StringIO()):  # metrics are EMF JSON on stdout, as in Lambda
-            if realistic:
-                outcomes = [o.get() for o in aws.run_concurrently(tasks)]
-            else:
-                with ThreadPoolExecutor(max_workers=n) as pool:
-                    outcomes = list(pool.map(lambda task: task(), tasks))
-        wall = time.perf_counter() - started
-        simulated = (aws.clock.now() - began).total_seconds()
-        aws.clock.advance(aws.realism.visibility_lag)
-        calls = aws.calls
-        enis = world.our_enis()
-        return BurstResult(
-            kind="realistic" if realistic else "ideal",
-            n=n,
-            continued=sum(1 for o in outcomes if o.get("result") == "CONTINUE"),
-            lowest=_lowest(world, n),
-            create_attempts_per_eni=len(aws.calls_to("ec2", "CreateNetworkInterface")) / max(len(enis), 1),
-            ec2_calls_per_launch=sum(1 for c in calls if c.service == "ec2") / n,
-            autoscaling_calls_per_launch=sum(1 for c in calls if c.service == "autoscaling") / n,
-            throttled=(sum(aws.buckets.refused.values()) - throttled_before) if aws.buckets else 0,
-            fallbacks=sum(
-                1 for o in outcomes for i, e in enumerate(o.get("enis", []), start=1) if e["deviceIndex"] != i
-            ),
-            simulated_seconds=simulated,
-            wall_seconds=wall,
+            delivered = runner(world, events)
+        return measure(world, launches, delivered, design=design, wall_seconds=time.perf_counter() - started)
+
+
+def _seconds(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f} s"
+
+
+def _row(m: BurstMetrics, targets: Targets) -> str:
+    floor = m.floor
+    floor_s = floor.seconds if floor is not None else math.nan
+    ratio = m.percentile(95) / floor_s if floor is not None and floor_s > 0 else math.nan
+    abandoned = f"{m.count('ABANDON')} ({m.count('ABANDON', 'api')} / {m.count('ABANDON', 'timeout')})"
+    cells = [
+        m.design,
+        str(m.n),
+        f"{m.count('CONTINUE')}/{m.n}",
+        abandoned,
+        _seconds(m.percentile(50)),
+        _seconds(m.percentile(95)),
+        _seconds(m.percentile(100)),
+        _seconds(floor_s),
+        floor.name if floor is not None and floor.seconds > 0 else "-",
+        "-" if math.isnan(ratio) else f"{ratio:.2f}",
+        f"{m.per_launch('ec2', m.calls):.1f}",
+        f"{m.per_launch('autoscaling', m.calls):.1f}",
+        str(sum(m.throttled.values())),
+        str(len(m.leaked)),
+        str(len(m.index_misses)),
+        ", ".join(targets.missed(m)) or "none",
+        _seconds(m.simulated_seconds),
+        f"{m.wall_seconds:.0f} s",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = (
+    "| design | N | CONTINUE | ABANDON (api / timeout) | p50 | p95 | max | bucket floor | binding bucket "
+    "| p95 / floor | EC2 calls per launch | ASG calls per launch | throttled | leaked ENIs | index misses "
+    "| targets missed | simulated | wall |"
+)
+
+
+def _details(runs: Sequence[BurstMetrics]) -> list[str]:
+    lines = ["", "Calls per launch by API (ours; throttled attempts apart):", ""]
+    lines += ["| design | N | API | calls per launch | throttled per launch |", "|---|---|---|---|---|"]
+    for m in runs:
+        for service, operation in sorted(set(m.calls) | set(m.throttled)):
+            api = (service, operation)
+            name = f"{SERVICE_NAMES.get(service, service)} {operation}"
+            calls, throttled = m.calls.get(api, 0) / m.n, m.throttled.get(api, 0) / m.n
+            lines.append(f"| {m.design} | {m.n} | {name} | {calls:.2f} | {throttled:.2f} |")
+    lines += [
+        "",
+        "Buckets, tokens taken from the launch to the last result (those that need time past their size):",
+        "",
+    ]
+    lines += [
+        "| design | N | bucket | size / refill per s | ours | VPC CNI | time needed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in runs:
+        for use in [u for u in m.buckets if u.seconds > 0] or m.buckets[:1]:
+            figures = f"{use.bucket.size:g} / {use.bucket.refill:g}"
+            lines.append(
+                f"| {m.design} | {m.n} | {use.name} | {figures} | {use.ours} | {use.vpc_cni} | {use.seconds:.1f} s |"
+            )
+    notes = []
+    for m in runs:
+        where = f"{m.design}, N={m.n}"
+        notes.append(
+            f"- {where}: {m.invocations} invocations ({m.failed_invocations} failed), "
+            f"{m.vpc_cni_throttled} VPC CNI steps throttled, {m.replacements} replacement launches (not delivered)"
         )
+        notes.extend(f"- {where}: {note}" for note in m.notes)
+        if m.unfinished:
+            notes.append(f"- {where}: {m.unfinished} launches without a result")
+        if m.token_mismatches:
+            notes.append(f"- {where}: call log and buckets disagree on tokens (counted, bucket): {m.token_mismatches}")
+        if m.leaked:
+            notes.append(f"- {where}: leaked {', '.join(m.leaked[:10])}{' ...' if len(m.leaked) > 10 else ''}")
+        if m.index_misses:
+            shown = ", ".join(m.index_misses[:10])
+            notes.append(f"- {where}: device index missed on {shown}{' ...' if len(m.index_misses) > 10 else ''}")
+    return [*lines, "", *notes]
+
+
+def _runners(args: argparse.Namespace) -> list[tuple[str, Runner]]:
+    timeout: int = args.function_timeout
+    runners: list[tuple[str, Runner]] = []
+    for design in args.design:
+        if design == "baseline":
+            runners.append(("per-event (baseline)", partial(run_per_event, function_timeout_seconds=timeout)))
+        else:
+            settings = IntakeSettings(
+                maximum_concurrency=args.max_concurrency,
+                batch_size=args.batch_size,
+                function_timeout_seconds=timeout,
+            )
+            runners.append((settings.label, partial(run_intake, settings=settings)))
+    return runners
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.burst", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sizes", nargs="*", type=int, default=[10, 50, 100])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[100, 250, 500], metavar="N")
+    parser.add_argument(
+        "--design",
+        nargs="+",
+        choices=("baseline", "intake"),
+        default=["baseline", "intake"] if intake_available() else ["baseline"],
+        help="baseline: today's per-event delivery; intake: EventBridge -> SQS -> event source mapping "
+        "(default: both once localaws.intake exists, else baseline)",
+    )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--only", choices=("realistic", "ideal"))
+    parser.add_argument("--max-concurrency", type=int, default=10, help="intake: MaximumConcurrency M")
+    parser.add_argument("--batch-size", type=int, default=10, help="intake: messages per invocation at most")
+    parser.add_argument("--function-timeout", type=int, default=FUNCTION_TIMEOUT_SECONDS, metavar="SECONDS")
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)  # the handler's per-step logs would drown the table
-    print(
-        "| local AWS | N | CONTINUE | N lowest free | creates per ENI | EC2 calls per launch | ASG calls per launch "
-        "| throttled calls | index fallbacks | simulated time | wall |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    ok = True
-    kinds = [args.only == "realistic" or args.only is None, args.only == "ideal" or args.only is None]
+    targets = Targets()
+    runners = _runners(args)
+    print(HEADER)
+    print("|" + "---|" * HEADER.count(" | ") + "---|")
+    runs: list[BurstMetrics] = []
     for n in args.sizes:
-        for realistic, wanted in zip((True, False), kinds, strict=True):
-            if not wanted:
-                continue
-            r = run_burst(n, realistic=realistic, seed=args.seed)
-            ok &= r.continued == n
-            simulated = f"{r.simulated_seconds:.1f} s" if realistic else "-"
-            print(
-                f"| {r.kind} | {r.n} | {r.continued}/{r.n} | {'yes' if r.lowest else 'NO'} "
-                f"| {r.create_attempts_per_eni:.2f} | {r.ec2_calls_per_launch:.1f} "
-                f"| {r.autoscaling_calls_per_launch:.1f} | {r.throttled} | {r.fallbacks} | {simulated} "
-                f"| {r.wall_seconds:.1f} s |",
-                flush=True,
-            )
-    return 0 if ok else 1
+        for design, runner in runners:
+            metrics = run_burst(n, design, runner, seed=args.seed)
+            runs.append(metrics)
+            print(_row(metrics, targets), flush=True)
+    print("\n".join(_details(runs)))
+    failed = [f"{m.design} N={m.n}: {', '.join(Targets.failed(m))}" for m in runs if Targets.failed(m)]
+    if failed:
+        print(f"\nFAILED: {'; '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from ipaddress import IPv6Network
+from ipaddress import IPv4Network, IPv6Network
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -195,12 +195,18 @@ def build_world(
     ipv6_only: bool = False,
     reservations: dict[int, list[str]] | None = None,
     multus_prefix: int = 24,
+    node_prefix: int = 24,
+    max_size: int = 200,
     warm_pool: bool = False,
     mode: Mode = Mode.STATIC,
 ) -> World:
     """VPC 10.0.0.0/16: the node subnet 10.0.0.0/24 in AZ; Multus subnets 10.0.4.0 and 10.0.5.0 in AZ and
     10.0.6.0 in OTHER_AZ (configured, never used by this group). ``reservations`` maps a Multus subnet's
-    position to explicit CIDR reservations. ``ipv6_only`` makes the Multus subnets IPv6-only (no IPv4 block)."""
+    position to explicit CIDR reservations. ``ipv6_only`` makes the Multus subnets IPv6-only (no IPv4 block).
+
+    Larger subnets for bursts (``_layout``): a node subnet larger than /22 or Multus subnets larger than /24 no
+    longer fit that layout; they take the first aligned blocks from 10.0.8.0 on, Multus subnets first (/22:
+    10.0.8.0, 10.0.12.0, 10.0.16.0; then a /20 node subnet at 10.0.32.0). ``max_size``: the group's MaxSize."""
     dual_stack = dual_stack or ipv6_only
     ec2: EC2Client = aws.client("ec2")
     autoscaling: AutoScalingClient = aws.client("autoscaling")
@@ -210,11 +216,13 @@ def build_world(
     if dual_stack:
         described = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
         ipv6_block = described["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]
-    node_a = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.0.0/24", AvailabilityZone=AZ)["Subnet"]["SubnetId"]
+    node_cidr, multus_cidrs = _layout(node_prefix=node_prefix, multus_prefix=multus_prefix)
+    node_a = ec2.create_subnet(VpcId=vpc_id, CidrBlock=str(node_cidr), AvailabilityZone=AZ)["Subnet"]["SubnetId"]
     multus: list[str] = []
     cidrs: dict[str, str] = {}
-    for position, (third, az) in enumerate(((4, AZ), (5, AZ), (6, OTHER_AZ))):
-        cidr = f"10.0.{third}.0/{multus_prefix}"
+    for position, (network, az) in enumerate(zip(multus_cidrs, (AZ, AZ, OTHER_AZ), strict=True)):
+        cidr = str(network)
+        third = network.network_address.packed[2]
         kwargs: dict[str, Any] = {"VpcId": vpc_id, "CidrBlock": cidr, "AvailabilityZone": az}
         if dual_stack:
             kwargs["Ipv6CidrBlock"] = str(next(islice(IPv6Network(ipv6_block).subnets(new_prefix=64), third, None)))
@@ -235,7 +243,7 @@ def build_world(
         AutoScalingGroupName=GROUP,
         LaunchTemplate={"LaunchTemplateName": "multus-workers", "Version": "$Latest"},
         MinSize=0,
-        MaxSize=200,
+        MaxSize=max_size,
         DesiredCapacity=0,
         VPCZoneIdentifier=node_a,  # every worker in AZ: two Multus subnets each
         LifecycleHookSpecificationList=[
@@ -268,3 +276,35 @@ def build_world(
         cidrs=cidrs,
         mode=mode,
     )
+
+
+#: Where the layout of the handler tests ends; larger subnets are placed from here on.
+_LARGE_FROM = IPv4Network("10.0.8.0/21")
+
+
+def _layout(*, node_prefix: int, multus_prefix: int) -> tuple[IPv4Network, list[IPv4Network]]:
+    """The node subnet and the three Multus subnets in 10.0.0.0/16, without overlaps.
+
+    The layout the handler tests rely on, where it fits: the node subnet at 10.0.0.0 (up to /22, below
+    10.0.4.0), the Multus subnets at 10.0.4.0, 10.0.5.0 and 10.0.6.0 (up to /24). What does not fit takes the
+    first free aligned block from 10.0.8.0 on: the Multus subnets in order, then the node subnet."""
+    vpc = IPv4Network("10.0.0.0/16")
+    node = IPv4Network(f"10.0.0.0/{node_prefix}") if node_prefix >= 22 else None
+    small = multus_prefix >= 24
+    multus = [IPv4Network(f"10.0.{third}.0/{multus_prefix}") for third in (4, 5, 6)] if small else []
+    placed = [n for n in (node, *multus) if n is not None]
+
+    def first_free(prefix: int) -> IPv4Network:
+        for candidate in vpc.subnets(new_prefix=prefix):
+            if candidate.network_address >= _LARGE_FROM.network_address and not any(
+                candidate.overlaps(other) for other in placed
+            ):
+                placed.append(candidate)
+                return candidate
+        raise ValueError(f"no room in {vpc} for a /{prefix} next to {', '.join(map(str, placed))}")
+
+    if not multus:
+        multus = [first_free(multus_prefix) for _ in range(3)]
+    if node is None:
+        node = first_free(node_prefix)
+    return node, multus
