@@ -17,6 +17,7 @@ import pytest
 
 from localaws import LocalAWS, Realism
 from multus_ipam.aws.ec2 import Ec2Adapter
+from multus_ipam.budget import NEW_ENI_SETTLE_SECONDS
 from multus_ipam.ports import Eni
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG, SUBNET_TAG
 from tests.handlers.records import deliver_last
@@ -54,7 +55,7 @@ def test_given_the_instance_is_not_shown_yet_when_launching_then_it_is_asked_aga
     outcome = deliver(world.runtime(clock=clock), event)
 
     assert outcome["result"] == "CONTINUE"
-    assert clock.slept == [0.5, 1.0]
+    assert clock.slept == [0.5, 1.0, NEW_ENI_SETTLE_SECONDS]  # then the wait between the creates and the attaches
     assert_one_attached_eni_per_subnet(world, event["detail"]["EC2InstanceId"])
 
 
@@ -83,7 +84,7 @@ def test_given_attach_answers_not_found_for_a_while_then_it_is_retried_and_the_l
     outcome = deliver(world.runtime(clock=clock), event)
 
     assert outcome["result"] == "CONTINUE"
-    assert clock.slept == [0.5, 1.0]
+    assert clock.slept == [NEW_ENI_SETTLE_SECONDS, 0.5, 1.0]
     assert [c.outcome for c in world.aws.calls_to("ec2", "AttachNetworkInterface")] == [code, code, "ok", "ok"]
     assert_one_attached_eni_per_subnet(world, event["detail"]["EC2InstanceId"])
 
@@ -98,7 +99,7 @@ def test_given_the_attachment_is_not_found_right_after_the_attach_then_delete_on
     outcome = deliver(world.runtime(clock=clock), event)
 
     assert outcome["result"] == "CONTINUE"
-    assert clock.slept == [0.5, 1.0]
+    assert clock.slept == [NEW_ENI_SETTLE_SECONDS, 0.5, 1.0]
     assert_one_attached_eni_per_subnet(world, event["detail"]["EC2InstanceId"])
 
 
@@ -114,7 +115,7 @@ def test_given_the_new_eni_is_never_known_to_attach_then_the_launch_fails_by_nam
     assert outcome["result"] == "ABANDON"
     assert f"AttachNetworkInterface failed: {ENI_NOT_FOUND}" in outcome["reason"]
     assert "still not found after 15.5s" in outcome["reason"]
-    assert clock.slept == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert clock.slept == [NEW_ENI_SETTLE_SECONDS, 0.5, 1.0, 2.0, 4.0, 8.0]
     assert world.our_enis() == []
 
 
@@ -136,13 +137,14 @@ def test_given_little_time_left_when_waiting_for_ec2_to_know_the_eni_then_the_wa
     world.aws.faults.fail("ec2", "AttachNetworkInterface", code=ENI_NOT_FOUND)
     clock = FakeClock()
 
-    # 40 s left, 30 s kept back: the launch has 10 s, so it waits 0.5 + 1 + 2 + 4 s and not the 8 s after.
+    # 40 s left, 30 s kept back: the launch has 10 s, so after the 2 s between the creates and the attaches it
+    # waits 0.5 + 1 + 2 + 4 s and not the 8 s after.
     runtime = world.runtime(clock=clock, SAFETY_MARGIN_SECONDS="30")
     outcome = deliver_last(runtime, event, FakeContext(40_000, clock=clock))
 
     assert outcome["result"] == "ABANDON"
     assert "DeadlineExceeded" in outcome["reason"]
-    assert clock.slept == [0.5, 1.0, 2.0, 4.0]
+    assert clock.slept == [NEW_ENI_SETTLE_SECONDS, 0.5, 1.0, 2.0, 4.0]
     assert world.our_enis() == []
 
 

@@ -25,6 +25,11 @@ COMPLETION_RESERVE_SECONDS = 10.0
 """Time the rollback leaves to the completion (CompleteLifecycleAction and its own brief retries)."""
 SWEEP_MIN_SECONDS = 5.0
 SWEEP_STOP_SECONDS = 2.0
+NEW_ENI_SETTLE_SECONDS = 2.0
+"""How long after creating an ENI the engine first attaches it. Right after a create, EC2 answers
+InvalidNetworkInterfaceID.NotFound to an attach for a moment (eventual consistency; the local AWS draws 0-2 s);
+every such answer costs a token of AttachNetworkInterface's bucket, the one a burst exhausts first. Waiting
+once costs a launch under two seconds (the other subnet's create overlaps it) and saves those tokens."""
 VISIBILITY_WAITS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Backoff for a NotFound on an id just created or named by the event: 15.5 s in all, then the answer is final.
 Short first: the lag is usually well under a second, and every new ENI meets it at its attach."""

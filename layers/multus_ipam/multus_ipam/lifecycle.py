@@ -39,7 +39,7 @@ from enum import StrEnum
 from typing import Protocol, TypeVar, assert_never
 
 from multus_ipam.addressing import IPAddress, choose_device_index, default_device_indexes
-from multus_ipam.budget import Budget, NoDeadline, Patience
+from multus_ipam.budget import NEW_ENI_SETTLE_SECONDS, Budget, NoDeadline, Patience
 from multus_ipam.errors import (
     AddressConflictsExhausted,
     AwsCallFailed,
@@ -218,6 +218,16 @@ class _View:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A subnet's ENI, adopted or just created (``created``: when EC2 answered the create), not yet attached."""
+
+    subnet: Subnet
+    eni: Eni
+    adopted: bool
+    created: datetime | None
+
+
 @dataclass(slots=True)
 class _Launch:
     """What one launch has read: the instance, its subnets and group (the view), the device indexes taken."""
@@ -313,10 +323,19 @@ class LifecycleService:
             created_at=action.time,
             known=known,
         )
+        # Every ENI first, then the attachments: EC2 does not know a new ENI to AttachNetworkInterface for a moment
+        # (eventual consistency), and a NotFound still costs a token of the Attach bucket, the scarcest under a
+        # burst. Creating them all first gives the first one that moment while the others are made.
+        ready: list[_Ready] = []
         for subnet in subnets:
             budget.check(f"preparing the ENI in {subnet.subnet_id}")
-            desired = self._settings.device_indexes.get(subnet.subnet_id, defaults[subnet.subnet_id])
-            records.append(self._prepare_one(action, launch, subnet, desired, budget))
+            ready.append(self._adopt_or_create(action, launch, subnet, budget))
+        for one in ready:
+            budget.check(f"attaching the ENI in {one.subnet.subnet_id}")
+            desired = self._settings.device_indexes.get(one.subnet.subnet_id, defaults[one.subnet.subnet_id])
+            if one.created is not None:
+                self._settle(one.created, budget)
+            records.append(self._attach_one(launch, one, desired, budget))
 
     def _find_instance(self, instance_id: str, budget: Budget) -> Instance:
         """The event's instance. EC2 may not show an instance that launched moments ago (eventual consistency):
@@ -332,21 +351,30 @@ class LifecycleService:
             raise InstanceGone(f"instance {instance_id} is {instance.state}")
         return instance
 
-    def _prepare_one(
-        self, action: LifecycleAction, launch: _Launch, subnet: Subnet, desired: int, budget: Budget
-    ) -> EniRecord:
+    def _adopt_or_create(self, action: LifecycleAction, launch: _Launch, subnet: Subnet, budget: Budget) -> _Ready:
+        """Our ENI for the subnet: adopted, or created now (then with the moment EC2 answered the create)."""
         instance = launch.instance
         existing = self._owned_in(
             instance.instance_id, subnet.subnet_id, launch.view.owned(self._settings.owner, instance.instance_id)
         )
-        adopted = existing is not None
-        if existing is None:
-            existing = self._create(action, launch, subnet, budget)
-        else:
+        if existing is not None:
             self._metrics.count(Metric.ENIS_ADOPTED)
             self._log.info("adopting existing ENI", extra={"eni": existing.eni_id, "subnet": subnet.subnet_id})
-        launch.known.setdefault(existing.eni_id, existing)
-        eni = self._attach(existing, launch, desired, budget)
+            launch.known.setdefault(existing.eni_id, existing)
+            return _Ready(subnet, existing, adopted=True, created=None)
+        created = self._create(action, launch, subnet, budget)
+        launch.known.setdefault(created.eni_id, created)
+        return _Ready(subnet, created, adopted=False, created=self._clock.now())
+
+    def _settle(self, created: datetime, budget: Budget) -> None:
+        """Give EC2 NEW_ENI_SETTLE_SECONDS from a create before the first attach of that ENI (see budget)."""
+        left = NEW_ENI_SETTLE_SECONDS - (self._clock.now() - created).total_seconds()
+        if left > 0 and budget.seconds_until(budget.launch_until) > left:
+            self._clock.sleep(left)
+
+    def _attach_one(self, launch: _Launch, ready: _Ready, desired: int, budget: Budget) -> EniRecord:
+        subnet, adopted = ready.subnet, ready.adopted
+        eni = self._attach(ready.eni, launch, desired, budget)
         launch.known[eni.eni_id] = eni
         attachment = eni.attachment
         assert attachment is not None
@@ -474,7 +502,9 @@ class LifecycleService:
                 self._device_index_fallback(eni, desired, index)
                 continue
             except NotYetVisible as missing:
-                if not missing.about_instance and not looked_elsewhere:
+                # A parallel delivery may have deleted this ENI as a duplicate; asked only once the answer is not
+                # explained by the usual lag any more (a listing per NotFound would double the launch's reads).
+                if not missing.about_instance and not looked_elsewhere and patience.waited >= NEW_ENI_SETTLE_SECONDS:
                     looked_elsewhere = True
                     if (kept := self._converged_elsewhere(eni, launch)) is not None:
                         return self._attach(kept, launch, desired, budget, switched=True)
