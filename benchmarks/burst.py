@@ -1,7 +1,8 @@
 """Burst benchmark (issue 9, "hold 500 launches at once"): N launches at once on the realistic local AWS, per design.
 
 The world: two Multus subnets of /22 in the workers' AZ (a third in another AZ, configured, unused), a /20 node
-subnet, a group whose MaxSize is N, scaled out by N with one SetDesiredCapacity. The local AWS is realistic
+subnet, a group whose MaxSize is N and whose hooks wait 600 s (the stack's default), scaled out by N with one
+SetDesiredCapacity. The local AWS is realistic
 (``Realism()``: strict parameters, latency, EC2's published token buckets, describe lag 0-2 s, attach latency,
 each new node's VPC CNI actor), with 25 % of every refill taken by other callers in the account. Seeded: ``--seed``.
 
@@ -9,7 +10,8 @@ Designs (``benchmarks.burst_runners``):
 
 * ``baseline``: today's design, every event delivered at once, each to its own execution environment;
 * ``intake``: EventBridge -> SQS -> event source mapping with MaximumConcurrency M (``--max-concurrency``,
-  ``--batch-size``); needs ``localaws.intake``.
+  ``--batch-size``; template.yaml's defaults: 20 and 1), and the reconciler every minute; needs
+  ``localaws.intake``.
 
 Reports per design and N, in simulated seconds (``benchmarks.burst_metrics`` says what each figure is read from):
 CONTINUE / ABANDON (by API call / by hook timeout), launch-to-completion p50 / p95 / max, the bucket floor and the
@@ -35,6 +37,7 @@ from functools import partial
 from benchmarks.burst_metrics import SERVICE_NAMES, BurstMetrics, Launches, measure
 from benchmarks.burst_runners import (
     FUNCTION_TIMEOUT_SECONDS,
+    HOOK_HEARTBEAT_TIMEOUT_SECONDS,
     IntakeSettings,
     Runner,
     intake_available,
@@ -83,7 +86,13 @@ def run_burst(n: int, design: str, runner: Runner, *, seed: int) -> BurstMetrics
     """Launch N at once on a fresh realistic local AWS, deliver the events with ``runner``, measure."""
     started = time.perf_counter()
     with LocalAWS(region="us-east-1", realism=REALISM, seed=seed) as aws:
-        world = build_world(aws, multus_prefix=MULTUS_PREFIX, node_prefix=NODE_PREFIX, max_size=n)
+        world = build_world(
+            aws,
+            multus_prefix=MULTUS_PREFIX,
+            node_prefix=NODE_PREFIX,
+            max_size=n,
+            heartbeat_timeout=HOOK_HEARTBEAT_TIMEOUT_SECONDS,
+        )
         events = world.scale_out(n)
         launches = Launches.of(aws, events)
         aws.clear_calls()
@@ -160,7 +169,8 @@ def _details(runs: Sequence[BurstMetrics]) -> list[str]:
         where = f"{m.design}, N={m.n}"
         notes.append(
             f"- {where}: {m.invocations} invocations ({m.failed_invocations} failed), "
-            f"{m.vpc_cni_throttled} VPC CNI steps throttled, {m.replacements} replacement launches (not delivered)"
+            f"{m.vpc_cni_throttled} VPC CNI steps throttled, "
+            f"{m.replacements} replacement launches (no event is sent for them here)"
         )
         notes.extend(f"- {where}: {note}" for note in m.notes)
         if m.unfinished:
@@ -186,6 +196,7 @@ def _runners(args: argparse.Namespace) -> list[tuple[str, Runner]]:
                 maximum_concurrency=args.max_concurrency,
                 batch_size=args.batch_size,
                 function_timeout_seconds=timeout,
+                reconciler=not args.no_reconciler,
             )
             runners.append((settings.label, partial(run_intake, settings=settings)))
     return runners
@@ -203,8 +214,16 @@ def main(argv: list[str]) -> int:
         "(default: both once localaws.intake exists, else baseline)",
     )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--max-concurrency", type=int, default=10, help="intake: MaximumConcurrency M")
-    parser.add_argument("--batch-size", type=int, default=10, help="intake: messages per invocation at most")
+    defaults = IntakeSettings()
+    parser.add_argument(
+        "--max-concurrency", type=int, default=defaults.maximum_concurrency, help="intake: MaximumConcurrency M"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="intake: messages per invocation at most"
+    )
+    parser.add_argument(
+        "--no-reconciler", action="store_true", help="intake: without the reconciler running every minute"
+    )
     parser.add_argument("--function-timeout", type=int, default=FUNCTION_TIMEOUT_SECONDS, metavar="SECONDS")
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)  # the handler's per-step logs would drown the table

@@ -24,13 +24,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from multus_ipam.runtime import handle_event
-from tests.handlers.world import FakeClock, FakeContext, World, deliver
+from multus_ipam.aws.clients import Clients, retry_config
+from multus_ipam.runtime import build_reconciler, handle_event
+from tests.handlers.world import LAUNCH_HOOK, TERMINATE_HOOK, FakeClock, FakeContext, World, deliver
 
 #: template.yaml: the functions' Timeout.
 FUNCTION_TIMEOUT_SECONDS = 180
-#: tests.handlers.world's hooks: HeartbeatTimeout.
-HOOK_HEARTBEAT_TIMEOUT_SECONDS = 300
+#: Lambda's retries of a failed asynchronous invocation (EventBridge invokes asynchronously): two, after about
+#: one and then two minutes (Lambda developer guide, "Error handling and automatic retries").
+ASYNC_RETRY_DELAYS_SECONDS = (60.0, 120.0)
+#: template.yaml: HookHeartbeatTimeout's default (the stack refuses less than 420 s).
+HOOK_HEARTBEAT_TIMEOUT_SECONDS = 600
+#: template.yaml: the reconciler's Timeout and schedule.
+RECONCILER_TIMEOUT_SECONDS = 60
+RECONCILER_EVERY_SECONDS = 60.0
 #: What EventBridge takes to deliver a lifecycle event after the launch (AWS publishes no figure; typically
 #: well under a few seconds). The new instances are visible to EC2's describes by then.
 EVENTBRIDGE_DELAY_SECONDS = 5.0
@@ -54,20 +61,24 @@ Runner = Callable[[World, Sequence[Mapping[str, Any]]], Delivered]
 
 @dataclass(frozen=True)
 class IntakeSettings:
-    """The intake design's settings: the queue, its SQS event source mapping and the function it invokes.
-    ``localaws.intake`` refuses what CreateEventSourceMapping refuses (MaximumConcurrency 2-1000, BatchSize
-    above 10 without a batching window, a visibility timeout below the function timeout)."""
+    """The intake design's settings, defaults as template.yaml deploys it: the queue, its SQS event source
+    mapping, the function it invokes and the scheduled reconciler. ``localaws.intake`` refuses what
+    CreateEventSourceMapping refuses (MaximumConcurrency 2-1000, BatchSize above 10 without a batching window, a
+    visibility timeout below the function timeout)."""
 
-    maximum_concurrency: int = 10
-    """ScalingConfig.MaximumConcurrency: concurrent invocations at most."""
-    batch_size: int = 10
+    maximum_concurrency: int = 20
+    """ScalingConfig.MaximumConcurrency (IntakeMaximumConcurrency)."""
+    batch_size: int = 1
     """Messages per invocation at most (BatchSize)."""
     function_timeout_seconds: int = FUNCTION_TIMEOUT_SECONDS
     visibility_timeout_seconds: int = 210
-    """The queue's VisibilityTimeout: how long a deferred or failed message takes to come back (the engine's
-    RETRY_DELAY_SECONDS default)."""
+    """The queue's VisibilityTimeout (the function's RETRY_DELAY_SECONDS): when a deferred message comes back."""
     max_receive_count: int = 5
-    """The queue's redrive maxReceiveCount (the engine's MAX_RECEIVE_COUNT default)."""
+    """The queue's redrive maxReceiveCount (IntakeMaxReceiveCount, the function's MAX_RECEIVE_COUNT)."""
+    hook_heartbeat_timeout_seconds: int = HOOK_HEARTBEAT_TIMEOUT_SECONDS
+    """The world's hooks' HeartbeatTimeout, as the function is told it (HOOK_HEARTBEAT_TIMEOUT_SECONDS)."""
+    reconciler: bool = True
+    """Run the reconciler every minute meanwhile (its calls count as ours)."""
     max_seconds: float = 3600.0
     """The run ends after this much simulated time even if launch actions are still open."""
 
@@ -82,27 +93,47 @@ def run_per_event(
     *,
     function_timeout_seconds: int = FUNCTION_TIMEOUT_SECONDS,
 ) -> Delivered:
-    """Today's design (the baseline): every event delivered at once, each to its own execution environment."""
+    """Today's design (the baseline): every event delivered at once, each to its own execution environment; an
+    invocation that fails is retried as Lambda retries asynchronous invocations."""
     world.aws.clock.advance(EVENTBRIDGE_DELAY_SECONDS)
     tasks = [_execution_environment(world, event, function_timeout_seconds) for event in events]
-    outcomes = world.aws.run_concurrently(tasks)
-    failed = [o.error for o in outcomes if o.error is not None]
+    outcomes = [outcome.get() for outcome in world.aws.run_concurrently(tasks)]
+    failed = [error for _, errors in outcomes for error in errors]
     kinds = Counter(type(error).__name__ for error in failed)
     notes = (f"invocations that raised, by exception: {dict(sorted(kinds.items()))}",) if failed else ()
     return Delivered(
-        invocations=len(outcomes), failed_invocations=len(failed), ended_at=world.aws.clock.now(), notes=notes
+        invocations=sum(invocations for invocations, _ in outcomes),
+        failed_invocations=len(failed),
+        ended_at=world.aws.clock.now(),
+        notes=notes,
     )
 
 
 def _execution_environment(
     world: World, event: Mapping[str, Any], timeout_seconds: int
-) -> Callable[[], dict[str, Any]]:
-    """One delivery in its own execution environment: its own runtime (clients, retry quota, caches), the
-    function's timeout counted from when the invocation starts."""
+) -> Callable[[], tuple[int, list[Exception]]]:
+    """One event's invocations in its own execution environment (its own runtime: clients, retry quota, caches),
+    each with the function's timeout counted from its start: the first, then a retry after each failure, as
+    Lambda retries an asynchronous invocation. Returns the invocations made and the errors they raised."""
     clock = FakeClock(follow=world.aws.clock)
     runtime = world.runtime(clock=clock, page_size=1000)  # the production page size
     timeout_ms = timeout_seconds * 1000
-    return lambda: deliver(runtime, dict(event), FakeContext(remaining_ms=timeout_ms, clock=clock))
+
+    def invoke() -> tuple[int, list[Exception]]:
+        invocations, errors = 0, list[Exception]()
+        for retry_after in (*ASYNC_RETRY_DELAYS_SECONDS, None):
+            invocations += 1
+            try:
+                deliver(runtime, dict(event), FakeContext(remaining_ms=timeout_ms, clock=clock))
+            except Exception as error:  # noqa: BLE001 - any function error is a failed invocation, as in Lambda
+                errors.append(error)
+                if retry_after is not None:
+                    clock.sleep(retry_after)
+                    continue
+            break
+        return invocations, errors
+
+    return invoke
 
 
 def intake_available() -> bool:
@@ -128,11 +159,12 @@ def run_intake(world: World, events: Sequence[Mapping[str, Any]], settings: Inta
         visibility_timeout=settings.visibility_timeout_seconds,
         max_receive_count=settings.max_receive_count,
     )
-    env = {  # the engine's view of the same queue and hooks
-        "RETRY_DELAY_SECONDS": str(settings.visibility_timeout_seconds),
-        "MAX_RECEIVE_COUNT": str(settings.max_receive_count),
-        "HOOK_HEARTBEAT_TIMEOUT_SECONDS": str(HOOK_HEARTBEAT_TIMEOUT_SECONDS),
-    }
+    env = world.env(  # as template.yaml configures the function
+        LIFECYCLE_HOOK_NAMES=f"{LAUNCH_HOOK},{TERMINATE_HOOK}",
+        RETRY_DELAY_SECONDS=str(settings.visibility_timeout_seconds),
+        MAX_RECEIVE_COUNT=str(settings.max_receive_count),
+        HOOK_HEARTBEAT_TIMEOUT_SECONDS=str(settings.hook_heartbeat_timeout_seconds),
+    )
 
     def make_environment() -> intake.Handler:
         runtime = world.runtime(world.mode, FakeClock(follow=aws.clock), 1000, **env)
@@ -150,8 +182,11 @@ def run_intake(world: World, events: Sequence[Mapping[str, Any]], settings: Inta
     burst = {str(event["detail"]["EC2InstanceId"]) for event in events}
     aws.clock.advance(max((arrival - aws.clock.now()).total_seconds(), 0.0))  # the set-up's calls took some time
     mapping.put_events(events)
+    extra = [mapping.every(RECONCILER_EVERY_SECONDS, _reconciler(world, queue.url, env))] if settings.reconciler else []
     report = mapping.run(
-        lambda: not any(a.instance_id in burst for a in aws.lifecycle.active()), max_seconds=settings.max_seconds
+        lambda: not any(a.instance_id in burst for a in aws.lifecycle.active()),
+        extra_tasks=extra,
+        max_seconds=settings.max_seconds,
     )
     invocations = mapping.invocations
     failures = (
@@ -175,3 +210,23 @@ def run_intake(world: World, events: Sequence[Mapping[str, Any]], settings: Inta
         ended_at=report.ended,
         notes=notes,
     )
+
+
+def _reconciler(world: World, queue_url: str, env: Mapping[str, str]) -> Callable[[], object]:
+    """One scheduled run of the reconciler (reserved concurrency 1: one execution environment, reused)."""
+    clock = FakeClock(follow=world.aws.clock)
+    clients = Clients(
+        ec2=world.aws.client("ec2", config=retry_config(10)),
+        autoscaling=world.aws.client("autoscaling", config=retry_config(10)),
+        sqs=world.aws.client("sqs", config=retry_config(10)),
+    )
+    reconciler, metrics = build_reconciler({**env, "INTAKE_QUEUE_URL": queue_url}, clients=clients, clock=clock)
+
+    def run() -> object:
+        context = FakeContext(remaining_ms=RECONCILER_TIMEOUT_SECONDS * 1000, clock=clock)
+        try:
+            return reconciler.run(context.get_remaining_time_in_millis)
+        finally:
+            metrics.flush()
+
+    return run

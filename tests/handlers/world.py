@@ -197,6 +197,7 @@ def build_world(
     multus_prefix: int = 24,
     node_prefix: int = 24,
     max_size: int = 200,
+    heartbeat_timeout: int = 300,
     warm_pool: bool = False,
     mode: Mode = Mode.STATIC,
 ) -> World:
@@ -206,7 +207,8 @@ def build_world(
 
     Larger subnets for bursts (``_layout``): a node subnet larger than /22 or Multus subnets larger than /24 no
     longer fit that layout; they take the first aligned blocks from 10.0.8.0 on, Multus subnets first (/22:
-    10.0.8.0, 10.0.12.0, 10.0.16.0; then a /20 node subnet at 10.0.32.0). ``max_size``: the group's MaxSize."""
+    10.0.8.0, 10.0.12.0, 10.0.16.0; then a /20 node subnet at 10.0.32.0). ``max_size``: the group's MaxSize;
+    ``heartbeat_timeout``: both hooks' HeartbeatTimeout."""
     dual_stack = dual_stack or ipv6_only
     ec2: EC2Client = aws.client("ec2")
     autoscaling: AutoScalingClient = aws.client("autoscaling")
@@ -250,13 +252,13 @@ def build_world(
             {
                 "LifecycleHookName": LAUNCH_HOOK,
                 "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
-                "HeartbeatTimeout": 300,
+                "HeartbeatTimeout": heartbeat_timeout,
                 "DefaultResult": "ABANDON",
             },
             {
                 "LifecycleHookName": TERMINATE_HOOK,
                 "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
-                "HeartbeatTimeout": 300,
+                "HeartbeatTimeout": heartbeat_timeout,
                 "DefaultResult": "CONTINUE",
             },
         ],
