@@ -1,34 +1,69 @@
-"""`make demo` is the README's first command: it must keep working end to end."""
+"""`make demo` is the README's first command: it must keep working end to end, and what it prints must hold."""
 
+import contextlib
+import io
 import os
-from collections.abc import Iterator
+import re
 
 import pytest
 
-from demo.__main__ import main
-from functions.cidr_reservation import app as cidr_app
-from functions.static_ip import app as static_app
+from demo.__main__ import HOOK_HEARTBEAT_TIMEOUT_SECONDS, LOST_EVENT_GRACE_SECONDS, RECONCILER_EVERY_SECONDS, main
 
 
-@pytest.fixture
-def isolated_functions() -> Iterator[None]:
-    """The demo configures the functions through the environment, as Lambda does; undo that afterwards."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-    static_app.ENTRY.reset()
-    cidr_app.ENTRY.reset()
+@pytest.fixture(scope="module")
+def demo() -> tuple[int, str]:
+    """One run of the demo (about ten seconds of wall time) for every check below: its exit status and output."""
+    saved = dict(os.environ)  # the demo quiets the functions' logger through the environment, as Lambda would
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            status = main()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return status, out.getvalue()
 
 
-@pytest.mark.usefixtures("isolated_functions")
-def test_given_the_demo_when_run_then_both_modes_scale_without_leaks_or_pod_range_workers(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert main() == 0
-    out = capsys.readouterr().out
-    assert out.count("6 x completed CONTINUE") == 2
-    assert out.count("0 leaked, 0 in a pod range") == 2
-    assert "already-completed" in out
-    assert "ABANDON after rollback" in out
+def test_given_the_demo_when_run_then_it_exits_0_and_says_all_good(demo: tuple[int, str]) -> None:
+    status, out = demo
+    assert status == 0, out
     assert "all good" in out
+    assert "SOMETHING IS WRONG" not in out
+
+
+def test_given_the_demo_then_each_group_s_burst_of_six_completes_through_the_intake(demo: tuple[int, str]) -> None:
+    _, out = demo
+    bursts = re.findall(r"results: 6 x CONTINUE; last completion \d\d:\d\d:\d\d, ([\d.]+) s after the launch", out)
+    assert len(bursts) == 2
+    assert all(0 < float(seconds) < 60 for seconds in bursts)
+
+
+def test_given_the_demo_then_a_redelivered_launch_event_adopts_and_creates_nothing(demo: tuple[int, str]) -> None:
+    _, out = demo
+    assert out.count("already completed, adopted 2 ENIs, created none") == 2
+    assert out.count("no new lifecycle result") == 2
+
+
+def test_given_the_demo_then_the_failed_launch_is_rolled_back_abandoned_and_replaced(demo: tuple[int, str]) -> None:
+    _, out = demo
+    assert re.search(r"ABANDON after rollback at \d\d:\d\d:\d\d \((\d) ENIs created, \1 deleted, 0 left\)", out)
+    assert "answered UnauthorizedOperation" in out
+    assert re.search(r"permission restored:\n   results: 1 x CONTINUE", out)
+
+
+def test_given_the_demo_then_a_lost_event_completes_about_two_minutes_later(demo: tuple[int, str]) -> None:
+    _, out = demo
+    assert "the reconciler queues an event for it, without a token" in out
+    found = re.search(r"CONTINUE by instance id: (\d+) s after the launch, (\d+) s before the hook's timeout", out)
+    assert found, out
+    after, before = int(found[1]), int(found[2])
+    # queued at the first reconciler run past the grace period (or the next one), then handled within seconds
+    assert LOST_EVENT_GRACE_SECONDS <= after <= LOST_EVENT_GRACE_SECONDS + RECONCILER_EVERY_SECONDS + 30
+    assert before > HOOK_HEARTBEAT_TIMEOUT_SECONDS / 2
+
+
+def test_given_the_demo_then_no_group_leaks_an_eni_or_puts_a_worker_in_a_pod_range(demo: tuple[int, str]) -> None:
+    _, out = demo
+    assert out.count("ENIs: 8 attached (4 workers x 2 subnets), 0 leaked, 0 in a pod range") == 2
+    assert out.count("dead-letter queue: 0 messages") == 2
+    assert "!" not in "".join(line for line in out.splitlines() if line.startswith("      ."))
