@@ -36,6 +36,9 @@ RECONCILER_SOURCE = "multus-ipam.reconciler"
 #: Lifecycle states that wait on a launch hook, and on a terminate hook, with where the instance goes.
 LAUNCH_WAITS: Mapping[str, str] = {"Pending:Wait": "AutoScalingGroup", "Warmed:Pending:Wait": "WarmPool"}
 TERMINATE_WAITS = frozenset({"Terminating:Wait", "Warmed:Terminating:Wait"})
+#: Runs come a schedule period apart, and each reads the clock after its own AWS calls: without some slack a wait
+#: of exactly the grace period can measure a fraction of a second short and cost a whole extra period.
+SCHEDULE_SLACK_SECONDS = 5.0
 
 
 class Metric(StrEnum):
@@ -109,7 +112,7 @@ class Reconciler:
         self._metrics = metrics
         self._deadline = deadline
         self._log = logger or logging.getLogger(__name__)
-        self._grace = timedelta(seconds=settings.lost_event_grace_seconds)
+        self._grace = timedelta(seconds=max(settings.lost_event_grace_seconds - SCHEDULE_SLACK_SECONDS, 0.0))
         self._lock = threading.Lock()
         self._first_seen: dict[tuple[str, str], datetime] = {}
         """(instance id, lifecycle state) -> when this execution environment first saw it waiting so."""
