@@ -7,7 +7,9 @@
   SetDesiredCapacity); p50 / p95 / max by nearest rank.
 * **calls**: ``aws.calls`` from the launch until the runner is done: our clients' HTTP attempts, per API (the
   intake's SQS calls too, reported apart); a throttled attempt (``RequestLimitExceeded``, ``Throttling``) counts
-  under "throttled", every other one under "calls". The VPC CNI actors call nothing through boto3
+  under "throttled", every other one under "calls". Calls made on a runner's background threads (the intake's
+  reconciler: ``Delivered.background_threads``, matched with ``Call.thread``) are reported apart, not per launch,
+  but take part in the floor. The VPC CNI actors call nothing through boto3
   (``localaws.vpc_cni``): their steps are in ``aws.vpc_cni.steps``, not in the call log.
 * **bucket floor**: the least time the burst's requests need at the buckets' refill rates. Per bucket, the
   tokens taken from the launch until the last result (our calls that were not throttled, and the VPC CNI
@@ -104,7 +106,11 @@ class BurstMetrics:
     buckets: Sequence[BucketUse]
     """Sorted by time needed, the binding bucket first."""
     calls: Mapping[_API, int]
+    """The function's calls (and, for the intake, EventBridge's and the mapping's SQS calls)."""
     throttled: Mapping[_API, int]
+    background_calls: Mapping[_API, int]
+    """Calls of the runner's background callers (the intake's reconciler): not per launch, in the floor."""
+    background_throttled: Mapping[_API, int]
     vpc_cni_throttled: int
     token_mismatches: Mapping[_API, tuple[int, int]]
     """(service, operation) -> (tokens by the call log and the VPC CNI steps, tokens by the buckets): empty when
@@ -156,7 +162,8 @@ def measure(
             results.setdefault(result.instance_id, result)
     times = sorted((r.at - launches.started[r.instance_id]).total_seconds() for r in results.values())
     last = max((r.at for r in results.values()), default=delivered.ended_at)
-    ours = _ours(calls)
+    function = [c for c in calls if c.thread not in delivered.background_threads]
+    background = [c for c in calls if c.thread in delivered.background_threads]
     in_service = _in_service(world)
     enis = world.our_enis()
     continued = {i for i, r in results.items() if r.result == "CONTINUE"}
@@ -169,8 +176,10 @@ def measure(
         buckets=_floor(
             buckets, aws, [c for c in throttled_services if c.at <= last], [s for s in steps if s.at <= last]
         ),
-        calls=ours,
-        throttled=Counter((c.service, c.operation) for c in calls if c.outcome in THROTTLED),
+        calls=_ours(function),
+        throttled=_throttled(function),
+        background_calls=_ours(background),
+        background_throttled=_throttled(background),
         vpc_cni_throttled=sum(1 for s in steps if s.outcome in THROTTLED),
         token_mismatches=_token_check(launches.taken_before, taken_now, throttled_services, steps),
         leaked=sorted(e["NetworkInterfaceId"] for e in enis if _attached_to(e) not in in_service),
@@ -210,6 +219,10 @@ def _settle(world: World, launches: Launches) -> None:
 
 def _ours(calls: Sequence[Call]) -> Counter[_API]:
     return Counter((c.service, c.operation) for c in calls if c.outcome not in THROTTLED)
+
+
+def _throttled(calls: Sequence[Call]) -> Counter[_API]:
+    return Counter((c.service, c.operation) for c in calls if c.outcome in THROTTLED)
 
 
 def _bucket_of(buckets: Buckets, service: str, operation: str, wire: Mapping[str, str] | None) -> tuple[str, Bucket]:

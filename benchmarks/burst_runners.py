@@ -18,6 +18,7 @@ not from what a runner returns: the lifecycle results with their times, the call
 from __future__ import annotations
 
 import importlib.util
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ class Delivered:
     ended_at: datetime
     notes: tuple[str, ...] = ()
     """Design-specific observations worth a line under the table."""
+    background_threads: frozenset[str] = frozenset()
+    """Threads whose AWS calls are not the function's (the intake's reconciler): ``Call.thread`` tells them."""
 
 
 Runner = Callable[[World, Sequence[Mapping[str, Any]]], Delivered]
@@ -182,7 +185,9 @@ def run_intake(world: World, events: Sequence[Mapping[str, Any]], settings: Inta
     burst = {str(event["detail"]["EC2InstanceId"]) for event in events}
     aws.clock.advance(max((arrival - aws.clock.now()).total_seconds(), 0.0))  # the set-up's calls took some time
     mapping.put_events(events)
-    extra = [mapping.every(RECONCILER_EVERY_SECONDS, _reconciler(world, queue.url, env))] if settings.reconciler else []
+    reconciler_threads: set[str] = set()
+    reconcile = _reconciler(world, queue.url, env, reconciler_threads)
+    extra = [mapping.every(RECONCILER_EVERY_SECONDS, reconcile)] if settings.reconciler else []
     report = mapping.run(
         lambda: not any(a.instance_id in burst for a in aws.lifecycle.active()),
         extra_tasks=extra,
@@ -209,11 +214,13 @@ def run_intake(world: World, events: Sequence[Mapping[str, Any]], settings: Inta
         failed_invocations=sum(1 for i in invocations if i.result in failures),
         ended_at=report.ended,
         notes=notes,
+        background_threads=frozenset(reconciler_threads),
     )
 
 
-def _reconciler(world: World, queue_url: str, env: Mapping[str, str]) -> Callable[[], object]:
-    """One scheduled run of the reconciler (reserved concurrency 1: one execution environment, reused)."""
+def _reconciler(world: World, queue_url: str, env: Mapping[str, str], threads: set[str]) -> Callable[[], object]:
+    """One scheduled run of the reconciler (reserved concurrency 1: one execution environment, reused); adds the
+    thread it runs on to ``threads``."""
     clock = FakeClock(follow=world.aws.clock)
     clients = Clients(
         ec2=world.aws.client("ec2", config=retry_config(10)),
@@ -223,6 +230,7 @@ def _reconciler(world: World, queue_url: str, env: Mapping[str, str]) -> Callabl
     reconciler, metrics = build_reconciler({**env, "INTAKE_QUEUE_URL": queue_url}, clients=clients, clock=clock)
 
     def run() -> object:
+        threads.add(threading.current_thread().name)
         context = FakeContext(remaining_ms=RECONCILER_TIMEOUT_SECONDS * 1000, clock=clock)
         try:
             return reconciler.run(context.get_remaining_time_in_millis)
