@@ -381,11 +381,6 @@ def lines(runtime: Runtime) -> Iterator[Lines]:
     logger.removeHandler(handler)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: handle_batch logs a record it does not start (no time left, body not JSON) with the log "
-    "keys handle_one bound for the previous record (its instance id, token, event id)",
-)
 @pytest.mark.parametrize("second", ["no time left", "not json"])
 def test_given_a_record_that_is_not_started_then_its_log_line_names_no_other_records_instance(
     runtime: Runtime, engine: Engine, lines: Lines, second: str

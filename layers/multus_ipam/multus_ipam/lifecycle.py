@@ -634,8 +634,8 @@ class LifecycleService:
         """Whether the hook may time out before the next attempt ends: that attempt comes RETRY_DELAY_SECONDS
         from now at the latest and may take as long as this invocation had. Counted from the event's time (the
         start of the wait; a heartbeat recorded since only makes this more cautious than needed)."""
-        if action.time is None:
-            return True
+        if action.time is None or action.token is None:
+            return True  # no event time, or the reconciler's event (its time is when it first saw the wait)
         waited = (self._clock.now() - action.time).total_seconds()
         next_attempt_ends = waited + self._settings.retry_delay_seconds + budget.total_seconds
         return next_attempt_ends >= self._settings.hook_heartbeat_timeout_seconds
@@ -825,10 +825,17 @@ class LifecycleService:
                 self._metrics.count(Metric.CONTINUE if result is LifecycleResult.CONTINUE else Metric.ABANDON)
                 self._log.info("lifecycle action completed", extra={"result": result.value})
                 return True
-        raise LifecycleActionGone(
-            f"CompleteLifecycleAction keeps answering 'No active Lifecycle Action' while {action.instance_id} "
-            f"still waits on the hook"
+        # Still "no active action" while the instance waits: another hook on the group holds it (ours is done),
+        # or Auto Scaling has not caught up. Failing would bring the event back again and again (then to the
+        # dead-letter queue) for an action that is most likely complete; if it is not, the reconciler queues the
+        # event again after LOST_EVENT_GRACE_SECONDS.
+        self._metrics.count(Metric.ALREADY_COMPLETED)
+        self._log.warning(
+            "CompleteLifecycleAction keeps answering 'No active Lifecycle Action' while the instance still waits "
+            "(another hook holds it?): taken as completed",
+            extra={"attempts": attempts},
         )
+        return False
 
 
 def _still_not_found(missing: NotYetVisible, eni: Eni, instance: Instance, waited: float) -> LifecycleFailure:

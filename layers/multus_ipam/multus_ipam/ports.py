@@ -210,12 +210,25 @@ class GroupReader(Protocol):
     def lifecycle_hooks(self, group: str) -> list[LifecycleHook]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What the intake queue holds (approximate, as SQS counts)."""
+
+    visible: int
+    """Waiting for a receive."""
+    in_flight: int
+    """Received and not deleted: being handled, or failed and back when the visibility timeout ends."""
+    delayed: int
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight + self.delayed
+
+
 class Intake(Protocol):
     """The queue lifecycle events wait in for the function (the reconciler puts lost ones back in)."""
 
-    def backlog(self) -> int:
-        """Messages waiting or being handled (visible, in flight and delayed; approximate, as SQS counts)."""
-        ...
+    def backlog(self) -> Backlog: ...
 
     def send(self, events: Sequence[Mapping[str, object]]) -> None:
         """Queue the events (as EventBridge would). Raises AwsCallFailed naming what could not be sent."""

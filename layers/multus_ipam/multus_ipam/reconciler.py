@@ -5,8 +5,11 @@
    (a rule disabled for a moment, a message aged out). Without its event, an instance waits in ``Pending:Wait``
    until the hook's heartbeat timeout, then gets the hook's default result (``ABANDON``: terminated and
    replaced). The reconciler finds instances waiting on one of our hooks for longer than
-   ``LOST_EVENT_GRACE_SECONDS`` while the intake queue holds nothing (no event of theirs can be queued or in
-   flight), and queues an event for each, made as Auto Scaling would but without the token: the function
+   ``LOST_EVENT_GRACE_SECONDS`` while no message waits in the intake queue (none visible or delayed: their event
+   cannot be waiting for its turn, as it is in a burst's backlog) and none is in flight, or none has been for
+   longer than one visibility timeout (``RETRY_DELAY_SECONDS``) past the grace period (an event of theirs in flight
+   would have been handled or be visible again by then: so a record that keeps failing does not block the
+   recovery), and queues an event for each, made as Auto Scaling would but without the token: the function
    completes the action by instance id. A late event (the same action handled twice) is harmless: the engine
    adopts what exists and "No active Lifecycle Action" is taken as done.
 
@@ -149,13 +152,16 @@ class Reconciler:
         if not overdue:
             return ReconcileReport(waiting=len(waiting))
         backlog = self._intake.backlog()
-        if backlog > 0:
+        if backlog.in_flight:
+            settled = self._grace + timedelta(seconds=self._settings.retry_delay_seconds)
+            overdue = [i for i in overdue if now - since[(i.instance_id, i.lifecycle_state)] >= settled]
+        if backlog.visible or backlog.delayed or not overdue:
             # Their events may be among those queued or in flight (a burst): not lost, only late.
             self._log.info(
                 "instances wait past the grace period, but the intake queue is busy: not requeuing now",
-                extra={"overdue": len(overdue), "backlog": backlog},
+                extra={"visible": backlog.visible, "in_flight": backlog.in_flight, "delayed": backlog.delayed},
             )
-            return ReconcileReport(waiting=len(waiting), backlog=backlog)
+            return ReconcileReport(waiting=len(waiting), backlog=backlog.total)
         events: list[dict[str, object]] = []
         requeued: list[str] = []
         for instance in overdue:
@@ -166,7 +172,7 @@ class Reconciler:
                     events.append(lost_event(hook, instance, group, seen))
             requeued.append(instance.instance_id)
         if self._clock.now() >= end:
-            return ReconcileReport(waiting=len(waiting), backlog=backlog)
+            return ReconcileReport(waiting=len(waiting), backlog=backlog.total)
         self._intake.send(events)
         self._metrics.count(Metric.LOST_EVENTS_REQUEUED, len(events))
         for instance in overdue:
@@ -176,7 +182,7 @@ class Reconciler:
             )
             with self._lock:  # counted afresh: if this one is lost too, another grace period
                 self._first_seen[(instance.instance_id, instance.lifecycle_state)] = now
-        return ReconcileReport(requeued=tuple(requeued), waiting=len(waiting), backlog=backlog)
+        return ReconcileReport(requeued=tuple(requeued), waiting=len(waiting), backlog=backlog.total)
 
     def _our_hooks(self, group: str) -> list[LifecycleHook]:
         names = self._settings.hook_names

@@ -161,6 +161,8 @@ def handle_batch(runtime: Runtime, records: list[dict[str, Any]], context: Lambd
     minimum_ms = (runtime.settings.safety_margin_seconds + RECORD_MIN_SECONDS) * 1000
     for record in records:
         message_id = str(record.get("messageId", ""))
+        runtime.logger.thread_safe_clear_keys()  # no keys of the previous record on this one's lines
+        runtime.logger.thread_safe_append_keys(request_id=getattr(context, "aws_request_id", None))
         if context.get_remaining_time_in_millis() < minimum_ms:
             runtime.logger.warning("no time left for this record: it comes back", extra={"message_id": message_id})
             failed.append(message_id)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from multus_ipam.aws._errors import aws_call
 from multus_ipam.errors import AwsCallFailed
+from multus_ipam.ports import Backlog
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -34,11 +35,12 @@ class SqsIntake:
         self._client = client
         self._url = queue_url
 
-    def backlog(self) -> int:
+    def backlog(self) -> Backlog:
         with aws_call("GetQueueAttributes"):
             response = self._client.get_queue_attributes(QueueUrl=self._url, AttributeNames=list(BACKLOG_ATTRIBUTES))
         attributes = response.get("Attributes", {})
-        return sum(int(attributes.get(name, "0")) for name in BACKLOG_ATTRIBUTES)
+        visible, in_flight, delayed = (int(attributes.get(name, "0")) for name in BACKLOG_ATTRIBUTES)
+        return Backlog(visible=visible, in_flight=in_flight, delayed=delayed)
 
     def send(self, events: Sequence[Mapping[str, object]]) -> None:
         for start in range(0, len(events), MAX_BATCH):
