@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from localaws import InvocationResult, LocalAWS, SimulatedCrash
-from multus_ipam.errors import ConfigurationError
+from multus_ipam.errors import ConfigurationError, RetryLater
 from multus_ipam.reconciler import RECONCILER_SOURCE, Reconciler, ReconcileReport
 from multus_ipam.runtime import build_reconciler
 from multus_ipam.settings import OWNER_TAG
@@ -413,3 +413,36 @@ def test_given_a_record_that_keeps_failing_in_the_queue_when_an_event_is_lost_th
     (result,) = [r for r in world.aws.lifecycle.results if r.instance_id == instance_id]
     assert (result.result, result.by) == ("CONTINUE", "api")
     assert (result.at - launched).total_seconds() < heartbeat
+
+
+def test_given_a_deferred_launch_whose_message_is_in_flight_when_overdue_then_it_is_not_requeued(
+    world: World,
+) -> None:
+    # SQS: a record reported failed stays in flight (NotVisible) until its visibility timeout ends, then comes
+    # back by itself. A launch that made ENIs is such a retry in progress: a second, token-less event would only
+    # add a parallel delivery to throttled buckets. One that made nothing is requeued (the previous test).
+    world.autoscaling.put_lifecycle_hook(
+        AutoScalingGroupName=GROUP,
+        LifecycleHookName=LAUNCH_HOOK,
+        LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
+        HeartbeatTimeout=900,
+        DefaultResult="ABANDON",
+    )
+    queue = intake_queue(world.aws, max_receive_count=MAX_RECEIVE_COUNT)
+    (deferred,) = world.scale_out(1)
+    instance_id = deferred["detail"]["EC2InstanceId"]
+    world.aws.faults.fail("ec2", "AttachNetworkInterface", code="RequestLimitExceeded", status=503)
+    with pytest.raises(RetryLater):
+        deliver(world.runtime(), deferred)
+    world.aws.faults.clear()
+    assert len(world.our_enis()) == 2, "made, not attached: its retry will adopt them"
+    hold_in_queue(world, queue.url, deferred, "in flight")
+    runs = schedule(world, queue.url)
+    runs()
+    world.aws.clock.advance(GRACE_SECONDS + 210 + 10)
+
+    runs()
+
+    assert waiting(world, instance_id)
+    assert runs.last().requeued == ()
+    assert world.aws.calls_to("sqs", "SendMessageBatch") == []

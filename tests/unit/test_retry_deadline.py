@@ -192,3 +192,18 @@ def test_given_attempts_when_costing_another_retry_then_backoff_is_capped_at_20s
     assert retry_cost(1) == 3
     assert retry_cost(4) == 10
     assert retry_cost(9) == 22
+
+
+def test_given_many_throttled_retries_when_aws_then_answers_a_5xx_then_the_sdk_still_retries_it() -> None:
+    # botocore runs every needs-retry handler (the first answer wins); if its standard handler still saw the
+    # throttled retries it would take 5 quota units each (500 per client) and, once spent, retry nothing more.
+    client, clock = _client(), StoppedClock()
+    deadline = SdkRetryDeadline(clock)
+    deadline.install(client)
+
+    with deadline.within(START + timedelta(seconds=60)):
+        throttled = [_ask_to_retry(client, attempts=1 + n % 5) for n in range(150)]
+        answer = _ask_to_retry(client, attempts=1, status=500, code="InternalError")
+
+    assert all(isinstance(a, float) for a in throttled)
+    assert isinstance(answer, float), "the standard handler's retry quota was not spent on throttling"

@@ -75,7 +75,6 @@ def test_given_no_answer_at_all_then_the_failure_is_retryable() -> None:
         ("AccessDenied", 403),
         ("InvalidParameterValue", 400),
         ("InvalidParameterCombination", 400),
-        ("IdempotentParameterMismatch", 400),
         ("NoFreeDeviceIndex", None),
     ],
 )
@@ -400,3 +399,10 @@ def test_given_a_record_that_is_not_started_then_its_log_line_names_no_other_rec
     assert failed(response) == ["m-2"]
     (line,) = [line for line in lines.lines if line.get("message_id") == "m-2"]
     assert line.get("instance_id") != "i-0123456789abcdef1", f"m-2 logged as m-1's instance: {line}"
+
+
+@pytest.mark.parametrize("code", ["IdempotentParameterMismatch", "InvalidNetworkInterface.InUse"])
+def test_given_another_delivery_got_there_first_when_classified_then_the_launch_is_retried(code: str) -> None:
+    # A parallel delivery's create with our client token but other tags (a requeued event has another time), or
+    # its attach of the duplicate we would delete: the next attempt adopts what it made.
+    assert AwsCallFailed("CreateNetworkInterface", code, "", status=400).retryable

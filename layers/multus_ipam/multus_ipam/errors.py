@@ -104,6 +104,11 @@ TRANSIENT_CODES = THROTTLING_CODES | frozenset(
         "Unavailable",
         "InvalidNetworkInterfaceID.NotFound",
         "InvalidAttachmentID.NotFound",
+        # Another delivery of the same launch got there first: its create with our client token but other tags
+        # (a reconciler's event has another time), or it is attaching the duplicate we would delete. The next
+        # attempt adopts what it made.
+        "IdempotentParameterMismatch",
+        "InvalidNetworkInterface.InUse",
     }
 )
 

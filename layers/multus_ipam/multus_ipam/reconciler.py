@@ -9,13 +9,15 @@
    cannot be waiting for its turn, as it is in a burst's backlog) and none is in flight, or none has been for
    longer than one visibility timeout (``RETRY_DELAY_SECONDS``) past the grace period (an event of theirs in flight
    would have been handled or be visible again by then: so a record that keeps failing does not block the
-   recovery), and queues an event for each, made as Auto Scaling would but without the token: the function
+   recovery) and, while messages are in flight, only launches that have no ENI of ours yet (one that has is being
+   retried: its deferred message comes back by itself), and queues an event for each, made as Auto Scaling would
+   but without the token: the function
    completes the action by instance id. A late event (the same action handled twice) is harmless: the engine
    adopts what exists and "No active Lifecycle Action" is taken as done.
 
 How long an instance has waited: Auto Scaling does not say, so the reconciler remembers when it first saw each
-waiting instance (per execution environment: the function runs with a reserved concurrency of 1, and a new
-execution environment starts counting afresh, which only delays a recovery by one grace period).
+waiting instance (per execution environment: runs a minute apart reuse one in practice, and a new execution
+environment starts counting afresh, which only delays a recovery by one grace period).
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ class Reconciler:
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self._settings = settings
+        self._ec2 = ec2
         self._autoscaling = autoscaling
         self._intake = intake
         self._clock = clock
@@ -154,7 +157,11 @@ class Reconciler:
         backlog = self._intake.backlog()
         if backlog.in_flight:
             settled = self._grace + timedelta(seconds=self._settings.retry_delay_seconds)
-            overdue = [i for i in overdue if now - since[(i.instance_id, i.lifecycle_state)] >= settled]
+            overdue = [
+                i
+                for i in overdue
+                if now - since[(i.instance_id, i.lifecycle_state)] >= settled and not self._launch_in_progress(i)
+            ]
         if backlog.visible or backlog.delayed or not overdue:
             # Their events may be among those queued or in flight (a burst): not lost, only late.
             self._log.info(
@@ -183,6 +190,13 @@ class Reconciler:
             with self._lock:  # counted afresh: if this one is lost too, another grace period
                 self._first_seen[(instance.instance_id, instance.lifecycle_state)] = now
         return ReconcileReport(requeued=tuple(requeued), waiting=len(waiting), backlog=backlog.total)
+
+    def _launch_in_progress(self, instance: GroupInstance) -> bool:
+        """While messages are in flight: whether a delivery of this instance's event has been at work (it made an
+        ENI of ours), so its message is coming back. A termination cannot tell: left to its hook's default."""
+        if instance.lifecycle_state not in LAUNCH_WAITS:
+            return True
+        return bool(self._ec2.owned_enis(self._settings.owner, instance.instance_id))
 
     def _our_hooks(self, group: str) -> list[LifecycleHook]:
         names = self._settings.hook_names

@@ -59,18 +59,18 @@ class Settings:
     safety_margin_seconds: int = 30
     detach_timeout_seconds: int = 60
     orphan_min_age_seconds: int = 600
+    """How old an ENI of ours must be before the orphan sweep may take its instance's absence from
+    DescribeInstances for death (a new instance may not be shown yet)."""
     hook_heartbeat_timeout_seconds: int = 600
     """The launch and terminate hooks' HeartbeatTimeout (HookHeartbeatTimeout): a deferred launch records a
     heartbeat when its next attempt might end after it."""
     retry_delay_seconds: int = 210
     """How long a deferred event takes to come back at most: the intake queue's visibility timeout."""
     max_receive_count: int = 5
-    lost_event_grace_seconds: int = 120
-    """The reconciler queues an event for an instance that has waited on one of our hooks this long with the
-    intake queue empty."""
     """The intake queue's redrive maxReceiveCount: the receive with this count is the last; it does not defer."""
-    """How old an ENI of ours must be before the orphan sweep may take its instance's absence from
-    DescribeInstances for death (a new instance may not be shown yet)."""
+    lost_event_grace_seconds: int = 120
+    """The reconciler queues an event for an instance that has waited on one of our hooks this long with no
+    message waiting in the intake queue."""
     hook_names: frozenset[str] = frozenset()
     """The lifecycle hooks this function serves; empty: every hook of the group."""
 

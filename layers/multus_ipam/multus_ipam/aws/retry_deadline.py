@@ -16,11 +16,14 @@ its ``ClientError``), so the adapters translate it as usual (``AwsCallFailed`` n
 
 **Throttling is retried here, until the deadline.** Under a burst, EC2's buckets are the bottleneck and a
 throttled call is the normal case, not a fault: botocore's standard handler would give up after ``max_attempts``
-and take 5 units of its retry quota per retry (500 per client: 100 throttled retries drain it, and then every
-call of the execution environment fails at its first throttle). So while a deadline is bound, a throttled
-answer gets its delay from this handler (``rand * min(2^(n-1), THROTTLE_BACKOFF_CAP)`` s, botocore's own
-jittered backoff), which stops the standard handler from counting the attempt or taking quota, for as long as
-another attempt fits before the deadline. Other failures (5xx, timeouts) are left to the standard handler.
+and take 5 units of its retry quota per retry (500 per client: 100 throttled retries drain it, and then no call
+of the execution environment is retried at all). botocore emits ``needs-retry`` to every handler (the first
+answer wins, but all run), so answering first is not enough to keep the standard handler from taking quota:
+``install`` takes the standard handler off the client and calls it itself, for what is not throttling. A
+throttled answer, while a deadline is bound, gets its delay here (``rand * min(2^(n-1), THROTTLE_BACKOFF_CAP)``
+s, botocore's own jittered backoff, shortened to fit before the deadline), with no attempt limit and no quota.
+Other failures (5xx, timeouts) are the standard handler's, as configured, unless another retry could end past
+the deadline.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from botocore.retries.standard import ExponentialBackoff, RetryContext
+from botocore.retries.standard import ExponentialBackoff, RetryContext, RetryHandler, register_retry_handler
 
 from multus_ipam.errors import THROTTLING_CODES
 from multus_ipam.ports import Clock
@@ -94,6 +97,7 @@ class SdkRetryDeadline:
         """Register on ``client`` (idempotent per client): its calls on a thread with a deadline stop retrying
         when another retry could end after it."""
         service = client.meta.service_model.service_id.hyphenize()
+        standard = _take_over_standard_handler(client, service)
 
         def needs_retry(
             attempts: int, caught_exception: Exception | None = None, **kwargs: object
@@ -106,11 +110,17 @@ class SdkRetryDeadline:
             left = self.seconds_left()
             if left is not None and _error_code(response) in THROTTLING_CODES:
                 delay = float(self._backoff.delay_amount(RetryContext(attempt_number=attempts)))
-                if left >= delay + ATTEMPT_SECONDS:
+                delay = min(delay, left - ATTEMPT_SECONDS)
+                if delay >= 0:
                     self.throttled_retries += 1
-                    return delay  # a number: botocore sleeps it and retries; the standard handler is not asked
+                    return delay  # a number: botocore sleeps it and retries
             elif left is None or left >= retry_cost(attempts):
-                return None  # let botocore decide (and draw its delay)
+                if standard is None:
+                    return None  # botocore's own handler (not standard mode) decides
+                answer: bool | float | None = standard.needs_retry(
+                    attempts=attempts, caught_exception=caught_exception, **kwargs
+                )
+                return answer
             _log.warning(
                 "not retrying an AWS call: another retry could end after this phase's deadline",
                 extra={
@@ -126,6 +136,21 @@ class SdkRetryDeadline:
             needs_retry,  # type: ignore[arg-type]  # the stubs say handlers return None; botocore reads the value
             unique_id=f"multus-ipam-retry-deadline-{id(self)}",
         )
+
+
+def _take_over_standard_handler(client: BaseClient, service: str) -> RetryHandler | None:
+    """Take botocore's standard retry handler off the client's needs-retry event and return it (None when the
+    client is not in standard mode). A fresh one, built by botocore for the client's configuration, replaces the
+    one the client was created with; the quota release botocore registers with it stays on the client."""
+    retries: dict[str, object] = getattr(client.meta.config, "retries", None) or {}
+    if retries.get("mode") != "standard":
+        return None
+    event, unique_id = f"needs-retry.{service}", f"retry-config-{service}"
+    client.meta.events.unregister(event, unique_id=unique_id)
+    total = retries.get("total_max_attempts")
+    handler: RetryHandler = register_retry_handler(client, max_attempts=total if isinstance(total, int) else None)
+    client.meta.events.unregister(event, unique_id=unique_id)
+    return handler
 
 
 class _AlwaysThrottling:
