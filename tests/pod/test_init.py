@@ -224,7 +224,9 @@ def _dual_stack_with_real_dad(world: World, pod_netns: PodNetns, address: str, *
 def test_given_ipv6_still_in_dad_when_init_starts_then_it_waits_and_assigns_both_families(
     world: World, imds: LocalImds, pod_netns: PodNetns
 ) -> None:
-    _dual_stack_with_real_dad(world, pod_netns, world.v6(0x210), dad_transmits=3)
+    # ~4 s of DAD: long enough that init meets the address still tentative even when the machine is busy (0.3 s
+    # was not, under CI's load), well within PIM_WAIT_SECONDS.
+    _dual_stack_with_real_dad(world, pod_netns, world.v6(0x210), dad_transmits=40)
 
     finished = run_init(manager_env(world, imds, pod_netns, PIM_INTERFACES="net1", PIM_WAIT_SECONDS="20"))
 
