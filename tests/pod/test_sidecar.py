@@ -128,9 +128,10 @@ def test_given_ec2_fails_while_following_when_an_address_is_added_then_the_sidec
 ) -> None:
     _pod_with_net1(world, pod_netns)
 
-    def add_with_ec2_down(_log: LogStream) -> None:
+    def add_with_ec2_down(log: LogStream) -> None:
         world.aws.faults.fail("ec2", "AssignPrivateIpAddresses", code="UnauthorizedOperation", status=403)
         pod_netns.add_address("net1", "10.0.4.204/32")
+        log.wait_for(lambda r: r["level"] == "ERROR")  # before the driver's SIGTERM (see above)
 
     finished = run_sidecar(manager_env(world, imds, pod_netns), add_with_ec2_down)
 
@@ -230,9 +231,11 @@ def test_given_no_unassign_before_it_when_an_ipv6_assign_says_in_use_then_the_si
 ) -> None:
     _pod_with_net1(world, pod_netns)
 
-    def add_ipv6(_log: LogStream) -> None:
+    def add_ipv6(log: LogStream) -> None:
         world.aws.faults.fail("ec2", "AssignIpv6Addresses", code="InvalidIPAddress.InUse", times=1)
         pod_netns.add_address("net1", f"{world.v6(0x271)}/128")
+        # Before the driver's SIGTERM: under load the sidecar could otherwise stop before it saw the address.
+        log.wait_for(lambda r: r["level"] == "ERROR")
 
     finished = run_sidecar(manager_env(world, imds, pod_netns), add_ipv6)
 
