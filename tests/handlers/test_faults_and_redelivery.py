@@ -380,3 +380,28 @@ def test_given_a_crash_right_after_a_terminate_call_when_redelivered_then_nothin
 
     assert world.our_enis() == []
     assert hook_results(world, instance_id, TERMINATE_HOOK) == ["CONTINUE"]
+
+
+def test_given_a_deferred_launch_whose_action_was_completed_meanwhile_then_its_unattached_enis_are_deleted(
+    world: World,
+) -> None:
+    # Another delivery completed the action (or the hook timed out): no attempt will follow this deferral, and the
+    # orphan sweep keeps the ENIs of a live instance, so what this one made and could not attach must go now.
+    (event,) = world.scale_out(1)
+    instance_id = event["detail"]["EC2InstanceId"]
+    world.autoscaling.complete_lifecycle_action(
+        LifecycleHookName=LAUNCH_HOOK,
+        AutoScalingGroupName=GROUP,
+        LifecycleActionToken=event["detail"]["LifecycleActionToken"],
+        LifecycleActionResult="CONTINUE",
+        InstanceId=instance_id,
+    )
+    world.aws.faults.fail("ec2", "AttachNetworkInterface", code="RequestLimitExceeded", status=503)
+
+    outcome = deliver(world.runtime(), event)
+
+    assert outcome["status"] == "already-completed"
+    assert len(world.aws.calls_to("ec2", "CreateNetworkInterface")) == 2
+    settle(world)
+    assert world.our_enis() == []
+    assert hook_results(world, instance_id, LAUNCH_HOOK) == ["CONTINUE"]

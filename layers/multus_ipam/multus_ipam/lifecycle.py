@@ -293,7 +293,7 @@ class LifecycleService:
                 self._prepare_enis(action, budget, records, known)
         except LifecycleFailure as failure:
             if failure.retryable and not delivery.last:
-                return self._defer(action, budget, failure)
+                return self._defer(action, budget, failure, tuple(known.values()))
             return self._fail(action, budget, failure, tuple(known.values()))
         except Exception as error:
             # A bug or an AWS fault we did not plan for: still roll back and complete, then let it propagate
@@ -605,14 +605,21 @@ class LifecycleService:
             )
         return in_az
 
-    def _defer(self, action: LifecycleAction, budget: Budget, failure: LifecycleFailure) -> Outcome:
+    def _defer(
+        self, action: LifecycleAction, budget: Budget, failure: LifecycleFailure, known: Sequence[Eni] = ()
+    ) -> Outcome:
         """A failure a later attempt may not meet: keep what was made (the next attempt adopts it), make sure the
-        hook outlives the wait for that attempt (a heartbeat), and let the event come back."""
+        hook outlives the wait for that attempt (a heartbeat), and let the event come back.
+
+        If the action is no longer waiting (another delivery completed it, or it timed out), no attempt follows:
+        the ENIs this invocation made or adopted and did not attach would belong to nobody (the orphan sweep keeps
+        the ENIs of a live instance), so they are deleted; attached ones belong to the node and stay."""
         reason = f"{type(failure).__name__}: {failure}"
         with self._deadline.within(budget.rollback_until):
             if not self._still_waiting(action):
                 self._metrics.count(Metric.ALREADY_COMPLETED)
                 self._log.warning("launch step failed, but the action is no longer waiting: nothing to retry")
+                self._drop_unattached(known)
                 return Outcome(Status.ALREADY_COMPLETED, reason=reason)
             self._metrics.count(Metric.LAUNCHES_DEFERRED)
             self._log.warning(
@@ -629,6 +636,21 @@ class LifecycleService:
                 else:
                     self._metrics.count(Metric.HEARTBEATS)
         return Outcome(Status.DEFERRED, reason=reason)
+
+    def _drop_unattached(self, known: Sequence[Eni]) -> None:
+        """Best effort: EC2 refuses to delete an ENI attached meanwhile (by the delivery that completed)."""
+        for eni in known:
+            if eni.attachment is not None:
+                continue
+            try:
+                self._ec2.delete_eni(eni.eni_id)
+            except MultusIpamError as error:
+                self._log.warning(
+                    "kept an ENI that could not be deleted", extra={"eni": eni.eni_id, "error": str(error)}
+                )
+            else:
+                self._metrics.count(Metric.ENIS_RELEASED)
+                self._log.info("deleted an ENI no attempt will attach", extra={"eni": eni.eni_id})
 
     def _heartbeat_needed(self, action: LifecycleAction, budget: Budget) -> bool:
         """Whether the hook may time out before the next attempt ends: that attempt comes RETRY_DELAY_SECONDS
