@@ -114,3 +114,33 @@ def test_given_another_source_when_parsed_then_rejected() -> None:
 def test_given_a_non_object_when_parsed_then_rejected(event: object) -> None:
     with pytest.raises(InvalidEvent, match="must be a JSON object"):
         parse_lifecycle_event(event)
+
+
+def test_given_a_lifecycle_action_that_also_claims_to_be_a_test_notification_when_parsed_then_it_is_the_action() -> (
+    None
+):
+    # A test notification has no lifecycle detail-type; one with it is a lifecycle action whatever else it says
+    # (taken for a test notification, it would be skipped and its instance left waiting).
+    event = load_event("launch.json")
+    event["Event"] = "autoscaling:TEST_NOTIFICATION"
+    event["detail"]["Event"] = "autoscaling:TEST_NOTIFICATION"
+
+    assert isinstance(parse_lifecycle_event(event), LifecycleAction)
+
+
+def test_given_a_huge_detail_type_when_rejected_then_the_message_quotes_only_its_start() -> None:
+    event = load_event("launch.json")
+    event["detail-type"] = "x" * 200_000
+
+    with pytest.raises(InvalidEvent, match=r"detail-type: unsupported value 'xxx.*\(200002 characters\)") as raised:
+        parse_lifecycle_event(event)
+
+    assert len(str(raised.value)) < 300
+
+
+def test_given_an_event_id_longer_than_any_eventbridge_or_reconciler_id_when_parsed_then_rejected_by_name() -> None:
+    event = load_event("launch.json")
+    event["id"] = "i" * 513
+
+    with pytest.raises(InvalidEvent, match="id: String should have at most 512 characters"):
+        parse_lifecycle_event(event)

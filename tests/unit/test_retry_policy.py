@@ -406,3 +406,17 @@ def test_given_another_delivery_got_there_first_when_classified_then_the_launch_
     # A parallel delivery's create with our client token but other tags (a requeued event has another time), or
     # its attach of the duplicate we would delete: the next attempt adopts what it made.
     assert AwsCallFailed("CreateNetworkInterface", code, "", status=400).retryable
+
+
+def test_given_a_huge_forged_event_when_rejected_then_its_log_line_stays_small(runtime: Runtime, lines: Lines) -> None:
+    # Whoever may invoke the function chooses the event: a 200 kB field must not become a megabyte of logs.
+    event = load_event("launch.json")
+    event["id"] = "e" * 200_000
+    event["detail-type"] = "d" * 200_000
+
+    outcome = handle_event(runtime, event, Context())
+
+    assert outcome["status"] == "rejected"
+    (line,) = [line for line in lines.lines if line.get("message", "").startswith("rejected event")]
+    assert len(json.dumps(line)) < 2_000
+    assert len(json.dumps(outcome)) < 2_000

@@ -55,7 +55,7 @@ class _TerminateDetail(_Detail):
 class _Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    id: Annotated[str, Field(min_length=1)]
+    id: Annotated[str, Field(min_length=1, max_length=512)]
     source: Literal["aws.autoscaling", "multus-ipam.reconciler"]
     time: str | None = None
 
@@ -123,10 +123,27 @@ ParsedEvent = LifecycleAction | TestNotification
 
 
 def _is_test_notification(event: dict[str, Any]) -> bool:
+    """Only an event that is not a lifecycle action can be one: a lifecycle action with ``Event`` set to the test
+    notification's value is still a lifecycle action (it would otherwise skip the action it carries)."""
+    if event.get("detail-type") in (LAUNCH_DETAIL_TYPE, TERMINATE_DETAIL_TYPE):
+        return False
     detail = event.get("detail")
     return event.get("Event") == TEST_NOTIFICATION or (
         isinstance(detail, dict) and detail.get("Event") == TEST_NOTIFICATION
     )
+
+
+#: The most of a value from the event that a message or a log line repeats: an event is data anyone able to invoke
+#: the function chooses, and a 200 kB field must not become a megabyte of logs.
+QUOTED_AT_MOST = 80
+
+
+def quoted(value: object) -> str:
+    """``repr(value)``, cut to QUOTED_AT_MOST characters (with how long it was)."""
+    text = repr(value)
+    if len(text) <= QUOTED_AT_MOST:
+        return text
+    return f"{text[:QUOTED_AT_MOST]}... ({len(text)} characters)"
 
 
 def _describe(error: ValidationError) -> str:
@@ -151,7 +168,7 @@ def parse_lifecycle_event(event: object) -> ParsedEvent:
     detail_type = event.get("detail-type")
     if detail_type not in (LAUNCH_DETAIL_TYPE, TERMINATE_DETAIL_TYPE):
         raise InvalidEvent(
-            f"detail-type: unsupported value {detail_type!r} "
+            f"detail-type: unsupported value {quoted(detail_type)} "
             f"(expected {LAUNCH_DETAIL_TYPE!r} or {TERMINATE_DETAIL_TYPE!r})"
         )
     try:
