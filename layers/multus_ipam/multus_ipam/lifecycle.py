@@ -415,7 +415,7 @@ class LifecycleService:
         keep one: every racer applies the same rule (an attached one, else the lowest id) and deletes the rest,
         so they converge on the same ENI.
         """
-        mine = [eni for eni in owned if eni.subnet_id == subnet_id or eni.tags.get(SUBNET_TAG) == subnet_id]
+        mine = [eni for eni in owned if _in_subnet(eni, subnet_id)]
         if not mine:
             return None
         attached = [e for e in mine if e.attachment and e.attachment.instance_id == instance_id]
@@ -557,10 +557,9 @@ class LifecycleService:
             if current.eni_id == eni.eni_id and current.attachment and current.attachment.instance_id == instance_id:
                 return current
         for other in fresh:
-            same_subnet = other.subnet_id == eni.subnet_id or other.tags.get(SUBNET_TAG) == eni.subnet_id
             if (
                 other.eni_id != eni.eni_id
-                and same_subnet
+                and _in_subnet(other, eni.subnet_id)
                 and other.attachment
                 and other.attachment.instance_id == instance_id
             ):
@@ -858,6 +857,11 @@ class LifecycleService:
             extra={"attempts": attempts},
         )
         return False
+
+
+def _in_subnet(eni: Eni, subnet_id: str) -> bool:
+    """Whether ``eni`` is the subnet's: by where it is, or by our subnet tag (the listing may lag)."""
+    return eni.subnet_id == subnet_id or eni.tags.get(SUBNET_TAG) == subnet_id
 
 
 def _still_not_found(missing: NotYetVisible, eni: Eni, instance: Instance, waited: float) -> LifecycleFailure:

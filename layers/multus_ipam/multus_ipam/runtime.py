@@ -161,8 +161,7 @@ def handle_batch(runtime: Runtime, records: list[dict[str, Any]], context: Lambd
     minimum_ms = (runtime.settings.safety_margin_seconds + RECORD_MIN_SECONDS) * 1000
     for record in records:
         message_id = str(record.get("messageId", ""))
-        runtime.logger.thread_safe_clear_keys()  # no keys of the previous record on this one's lines
-        runtime.logger.thread_safe_append_keys(request_id=getattr(context, "aws_request_id", None))
+        _bind_request(runtime.logger, context)  # no keys of the previous record on this one's lines
         if context.get_remaining_time_in_millis() < minimum_ms:
             runtime.logger.warning("no time left for this record: it comes back", extra={"message_id": message_id})
             failed.append(message_id)
@@ -197,8 +196,7 @@ def _receive_count(record: dict[str, Any]) -> int | None:
 def handle_one(runtime: Runtime, event: object, context: LambdaContext, delivery: Delivery) -> dict[str, Any]:
     """One EventBridge event: parse, check the group, bind log keys, delegate, flush metrics."""
     logger = runtime.logger
-    logger.thread_safe_clear_keys()
-    logger.thread_safe_append_keys(request_id=getattr(context, "aws_request_id", None))
+    _bind_request(logger, context)
     try:
         try:
             parsed = parse_lifecycle_event(event)
@@ -224,6 +222,12 @@ def handle_one(runtime: Runtime, event: object, context: LambdaContext, delivery
         return runtime.service.handle(parsed, context.get_remaining_time_in_millis, delivery).as_dict()
     finally:
         runtime.metrics.flush()
+
+
+def _bind_request(logger: Logger, context: LambdaContext) -> None:
+    """Only the invocation's request id on the lines that follow (each event binds its own keys after)."""
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(request_id=getattr(context, "aws_request_id", None))
 
 
 def _event_id(event: object) -> str | None:
