@@ -382,11 +382,17 @@ def test_given_a_crash_right_after_a_terminate_call_when_redelivered_then_nothin
     assert hook_results(world, instance_id, TERMINATE_HOOK) == ["CONTINUE"]
 
 
-def test_given_a_deferred_launch_whose_action_was_completed_meanwhile_then_its_unattached_enis_are_deleted(
-    world: World,
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("RequestLimitExceeded", 503), ("UnauthorizedOperation", 403)],
+    ids=["deferred", "failed"],
+)
+def test_given_a_launch_failing_after_its_action_was_completed_meanwhile_then_its_unattached_enis_are_deleted(
+    world: World, code: str, status: int
 ) -> None:
-    # Another delivery completed the action (or the hook timed out): no attempt will follow this deferral, and the
-    # orphan sweep keeps the ENIs of a live instance, so what this one made and could not attach must go now.
+    # Another delivery completed the action (or the hook timed out): no attempt will follow, nothing is rolled back
+    # (the node is in service), and the orphan sweep keeps the ENIs of a live instance, so what this delivery made
+    # and could not attach must go now, whether its failure was one to retry or not.
     (event,) = world.scale_out(1)
     instance_id = event["detail"]["EC2InstanceId"]
     world.autoscaling.complete_lifecycle_action(
@@ -396,7 +402,7 @@ def test_given_a_deferred_launch_whose_action_was_completed_meanwhile_then_its_u
         LifecycleActionResult="CONTINUE",
         InstanceId=instance_id,
     )
-    world.aws.faults.fail("ec2", "AttachNetworkInterface", code="RequestLimitExceeded", status=503)
+    world.aws.faults.fail("ec2", "AttachNetworkInterface", code=code, status=status)
 
     outcome = deliver(world.runtime(), event)
 

@@ -610,16 +610,11 @@ class LifecycleService:
         """A failure a later attempt may not meet: keep what was made (the next attempt adopts it), make sure the
         hook outlives the wait for that attempt (a heartbeat), and let the event come back.
 
-        If the action is no longer waiting (another delivery completed it, or it timed out), no attempt follows:
-        the ENIs this invocation made or adopted and did not attach would belong to nobody (the orphan sweep keeps
-        the ENIs of a live instance), so they are deleted; attached ones belong to the node and stay."""
+        If the action is no longer waiting, no attempt follows (see _done_elsewhere)."""
         reason = f"{type(failure).__name__}: {failure}"
         with self._deadline.within(budget.rollback_until):
             if not self._still_waiting(action):
-                self._metrics.count(Metric.ALREADY_COMPLETED)
-                self._log.warning("launch step failed, but the action is no longer waiting: nothing to retry")
-                self._drop_unattached(known)
-                return Outcome(Status.ALREADY_COMPLETED, reason=reason)
+                return self._done_elsewhere(known, reason)
             self._metrics.count(Metric.LAUNCHES_DEFERRED)
             self._log.warning(
                 "launch step failed for a reason a later attempt may not meet: the event comes back",
@@ -635,6 +630,16 @@ class LifecycleService:
                 else:
                     self._metrics.count(Metric.HEARTBEATS)
         return Outcome(Status.DEFERRED, reason=reason)
+
+    def _done_elsewhere(self, known: Sequence[Eni], reason: str) -> Outcome:
+        """A launch step failed, but the action is no longer waiting (another delivery completed it, or it timed
+        out): nothing is rolled back and no attempt follows. The ENIs this invocation made or adopted and did not
+        attach would belong to nobody (the orphan sweep keeps the ENIs of a live instance), so they are deleted;
+        attached ones belong to the node and stay."""
+        self._metrics.count(Metric.ALREADY_COMPLETED)
+        self._log.warning("launch step failed, but the action is no longer waiting: nothing rolled back")
+        self._drop_unattached(known)
+        return Outcome(Status.ALREADY_COMPLETED, reason=reason)
 
     def _drop_unattached(self, known: Sequence[Eni]) -> None:
         """Best effort: EC2 refuses to delete an ENI attached meanwhile (by the delivery that completed)."""
@@ -666,11 +671,9 @@ class LifecycleService:
         reason = f"{type(error).__name__}: {error}"
         with self._deadline.within(budget.rollback_until):
             if not self._still_waiting(action):
-                # A late redelivery of an action that was completed meanwhile: the ENIs belong to a node that is
-                # in service (or gone). Rolling back would strip a healthy node; leave everything as it is.
-                self._metrics.count(Metric.ALREADY_COMPLETED)
-                self._log.warning("launch step failed, but the action is no longer waiting: nothing rolled back")
-                return Outcome(Status.ALREADY_COMPLETED, reason=reason)
+                # A late redelivery of an action that was completed meanwhile: the attached ENIs belong to a node
+                # that is in service (or gone). Rolling back would strip a healthy node.
+                return self._done_elsewhere(known, reason)
             self._log.error(
                 "launch failed, rolling back",
                 extra={"error": str(error), "error_type": type(error).__name__, "result": result.value},
