@@ -405,25 +405,26 @@ def show_burst(stage: Stage) -> None:
 
 
 def show_redelivery(stage: Stage, event: dict[str, Any]) -> None:
-    """EventBridge is at-least-once: a launch event queued again must adopt the node's ENIs and create none."""
+    """EventBridge and SQS are at-least-once: a launch event queued again is verified first (the instance is in
+    service, not waiting for a launch) and refused before any change: no ENI created, no lifecycle call."""
     instance_id = str(event["detail"]["EC2InstanceId"])
     before = stage.enis_of(instance_id)
     since = stage.aws.clock.now()
     (message_id,) = stage.intake.mapping.put_events([event])
     report = stage.intake.run(lambda: message_id in stage.intake.handled())
-    refused = [c for c in stage.aws.lifecycle.rejected_completions if c.instance_id == instance_id and c.at >= since]
+    verified = stage.calls("autoscaling", "DescribeAutoScalingInstances", since)
+    completions = stage.calls("autoscaling", "CompleteLifecycleAction", since)
     created = stage.calls("ec2", "CreateNetworkInterface", since)
-    completed = stage.results(since)
     after = stage.enis_of(instance_id)
-    status = "already completed" if refused and not completed else f"completed again ({_tally(completed)})"
-    print(f"\n   the first launch event queued again (EventBridge is at-least-once): {status}, ", end="")
-    print(f"adopted {len(after) if after == before else 0} ENIs, created {len(created) or 'none'}")
-    if refused:
-        reason = refused[0].message.split(" with token")[0]
-        print(f'   (Auto Scaling refused its CompleteLifecycleAction: "{reason}"; no new lifecycle result)')
+    state = stage.aws.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[instance_id])
+    lifecycle_state = state["AutoScalingInstances"][0]["LifecycleState"]
+    refused = bool(verified) and not completions and not created and after == before
+    print("\n   the first launch event queued again (EventBridge is at-least-once): ", end="")
+    print(f"refused before any change, the instance is {lifecycle_state}" if refused else "acted on again")
+    print(f"   created {len(created) or 'none'}, the node keeps its {len(after)} ENIs, no lifecycle call")
     stage.require(report.reached, "the redelivered event was not handled")
-    stage.require(bool(refused) and not completed, f"redelivery: {status}")
-    stage.require(not created and after == before and len(after) == 2, "redelivery: the node's ENIs changed")
+    stage.require(refused, "redelivery: the event was acted on again")
+    stage.require(len(after) == 2, "redelivery: the node's ENIs changed")
 
 
 def show_scale_in(stage: Stage) -> None:

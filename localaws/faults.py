@@ -84,12 +84,13 @@ class Faults:
         times: int | None = None,
         rate: float | None = None,
         seed: int | None = None,
+        skip: int = 0,
     ) -> None:
         """Fail ``operation`` with the AWS error ``code``/``status`` (not applied by AWS).
 
         ``times``: for the next N matching calls (with ``rate``: at most N times). ``rate``: each matching call
         fails with this probability, drawn from ``random.Random(seed)``. Neither: every call fails until
-        ``clear``.
+        ``clear``. ``skip``: let that many matching calls through normally first.
         """
         if rate is not None and not 0.0 <= rate <= 1.0:
             raise ValueError("rate is a probability between 0 and 1")
@@ -104,6 +105,7 @@ class Faults:
                 remaining=times,
                 rate=rate,
                 rng=random.Random(seed),  # noqa: S311 - fault schedules, not cryptography
+                skip=skip,
             )
         )
 

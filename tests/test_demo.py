@@ -38,10 +38,10 @@ def test_given_the_demo_then_each_group_s_burst_of_six_completes_through_the_int
     assert all(0 < float(seconds) < 60 for seconds in bursts)
 
 
-def test_given_the_demo_then_a_redelivered_launch_event_adopts_and_creates_nothing(demo: tuple[int, str]) -> None:
+def test_given_the_demo_then_a_redelivered_launch_event_is_refused_and_changes_nothing(demo: tuple[int, str]) -> None:
     _, out = demo
-    assert out.count("already completed, adopted 2 ENIs, created none") == 2
-    assert out.count("no new lifecycle result") == 2
+    assert out.count("refused before any change, the instance is InService") == 2
+    assert out.count("created none, the node keeps its 2 ENIs, no lifecycle call") == 2
 
 
 def test_given_the_demo_then_the_failed_launch_is_rolled_back_abandoned_and_replaced(demo: tuple[int, str]) -> None:

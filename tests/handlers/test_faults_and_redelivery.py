@@ -8,6 +8,7 @@ here runs for both functions (static and cidr-reservation): they share the engin
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, cast
 
@@ -171,7 +172,8 @@ def test_given_a_crash_right_after_a_launch_call_when_redelivered_then_one_eni_p
         deliver(world.runtime(), event)
     outcome = deliver(world.runtime(), event)  # redelivery, in a fresh execution environment
 
-    expected = "already-completed" if operation == "CompleteLifecycleAction" else "completed"
+    # Completed before the crash: the instance is in service, and the redelivery changes nothing (verified first).
+    expected = "not-waiting" if operation == "CompleteLifecycleAction" else "completed"
     assert outcome["status"] == expected
     assert_launched_once(world, event["detail"]["EC2InstanceId"])
 
@@ -207,7 +209,8 @@ def test_given_a_crash_right_after_the_second_subnets_call_when_redelivered_then
 def test_given_the_lifecycle_state_cannot_be_read_when_a_launch_fails_then_it_still_rolls_back(world: World) -> None:
     (event,) = world.scale_out(1)
     world.aws.faults.fail("ec2", "ModifyNetworkInterfaceAttribute", code="UnauthorizedOperation", status=403)
-    world.aws.faults.fail("autoscaling", "DescribeAutoScalingInstances", code="AccessDenied", status=403)
+    # The first read verifies the instance; the one after the failure cannot be made.
+    world.aws.faults.fail("autoscaling", "DescribeAutoScalingInstances", code="AccessDenied", status=403, skip=1)
 
     outcome = deliver(world.runtime(), event)
 
@@ -236,17 +239,19 @@ def test_given_the_rollback_cannot_delete_then_the_action_completes_and_the_reco
     assert world.our_enis() == []
 
 
-def test_given_the_same_event_twice_when_handled_then_the_second_adopts_and_stops_quietly(world: World) -> None:
+def test_given_the_same_event_twice_when_handled_then_the_second_changes_nothing(world: World) -> None:
+    # SQS delivers at least once: the second delivery finds the instance in service and stops before any change.
     (event,) = world.scale_out(1)
     runtime = world.runtime()
 
     first = deliver(runtime, event)
+    writes = len([c for c in world.aws.calls if not c.operation.startswith("Describe")])
     second = deliver(runtime, event)
 
     assert first["status"] == "completed"
-    assert second["status"] == "already-completed"
-    assert all(e["adopted"] for e in second["enis"])
-    assert [e["networkInterfaceId"] for e in second["enis"]] == [e["networkInterfaceId"] for e in first["enis"]]
+    assert second["status"] == "not-waiting"
+    assert "is InService, not waiting for this launch" in second["reason"]
+    assert len([c for c in world.aws.calls if not c.operation.startswith("Describe")]) == writes
     assert_launched_once(world, event["detail"]["EC2InstanceId"])
 
 
@@ -395,12 +400,14 @@ def test_given_a_launch_failing_after_its_action_was_completed_meanwhile_then_it
     # and could not attach must go now, whether its failure was one to retry or not.
     (event,) = world.scale_out(1)
     instance_id = event["detail"]["EC2InstanceId"]
-    world.autoscaling.complete_lifecycle_action(
-        LifecycleHookName=LAUNCH_HOOK,
-        AutoScalingGroupName=GROUP,
-        LifecycleActionToken=event["detail"]["LifecycleActionToken"],
-        LifecycleActionResult="CONTINUE",
-        InstanceId=instance_id,
+    token = event["detail"]["LifecycleActionToken"]
+    # Completed by someone else while this delivery waits for its new ENIs to settle (after it verified the
+    # instance and created them).
+    world.aws.clock.call_at(
+        world.aws.clock.now() + timedelta(seconds=1),
+        lambda: world.aws.lifecycle.complete(
+            group=GROUP, hook=LAUNCH_HOOK, token=token, instance_id=instance_id, result="CONTINUE"
+        ),
     )
     world.aws.faults.fail("ec2", "AttachNetworkInterface", code=code, status=status)
 

@@ -42,7 +42,7 @@ def test_given_every_path_when_handled_then_only_declared_actions_are_called_and
     (launch,) = world.scale_out(1)
     instance_id = launch["detail"]["EC2InstanceId"]
     assert handle(launch)["result"] == "CONTINUE"
-    assert handle(launch)["status"] == "already-completed"  # redelivery: reads the lifecycle state
+    assert handle(launch)["status"] == "not-waiting"  # redelivery: verified, refused
     eni = world.our_enis()[0]
     world.drop_delete_on_termination(eni)
     assert handle(world.scale_in_instance(instance_id))["result"] == "CONTINUE"  # detach + delete

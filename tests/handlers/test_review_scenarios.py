@@ -25,7 +25,7 @@ def test_given_a_completed_launch_when_a_late_redelivery_fails_then_the_node_kee
 
     outcome = deliver(world.runtime(), event)  # a fresh execution environment, so subnets are read again
 
-    assert outcome["status"] == "already-completed"
+    assert outcome["status"] == "not-waiting"
     assert outcome["result"] is None
     assert len(world.our_enis()) == 2, "a node in service must keep its Multus ENIs"
     assert world.aws.calls_to("ec2", "DetachNetworkInterface") == []

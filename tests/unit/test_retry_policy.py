@@ -279,16 +279,20 @@ def test_given_the_time_runs_short_during_a_batch_then_the_records_not_started_c
     assert len(engine.seen) == 1
 
 
-def test_given_an_event_for_another_group_then_it_is_rejected_and_reported_failed(
-    runtime: Runtime, engine: Engine
+@pytest.mark.parametrize(
+    ("status", "reported"),
+    [(Status.REJECTED, ["m-1"]), (Status.NOT_WAITING, []), (Status.ALREADY_COMPLETED, []), (Status.SKIPPED, [])],
+)
+def test_given_the_engine_refuses_a_record_then_only_a_stray_one_is_reported_failed(
+    runtime: Runtime, engine: Engine, status: Status, reported: list[str]
 ) -> None:
-    # Rejected records come back and, after maxReceiveCount receives, reach the dead-letter queue (the alarm).
-    other_group = json.dumps(load_event("other-group.json"))
+    # A stray event (not our instance) comes back and, after maxReceiveCount receives, reaches the dead-letter
+    # queue (the alarm); one for our instance that no longer waits (a late redelivery) is consumed.
+    engine.status = status
 
-    response = handle_batch(runtime, [record("m-1", other_group), record("m-2", launch_body())], Context())
+    response = handle_batch(runtime, [record("m-1", launch_body())], Context())
 
-    assert failed(response) == ["m-1"]
-    assert [event.group for event, _ in engine.seen] == ["multus-workers"]
+    assert failed(response) == reported
 
 
 @pytest.mark.parametrize("body", ["{not json", "", "null", '"a string"', json.dumps({"detail-type": "Something"})])

@@ -1,5 +1,8 @@
 """The one lifecycle engine both functions share.
 
+First, for both transitions: verify (multus_ipam.verification). Nothing is done unless Auto Scaling reports the
+event's instance in our group, waiting for this very transition; anything else is refused with nothing changed.
+
 Launch: for each Multus subnet in the instance's AZ, in configured order, adopt our ENI if one exists, else
 create it (address from the strategy, tags at creation, deterministic client token), attach it at its
 device index on an explicit network card, set DeleteOnTermination (and SourceDestCheck off if asked), then
@@ -23,9 +26,10 @@ attempt may not meet (throttling after the SDK's retries, a 5xx, no answer, the 
 EC2 still not showing what we made) keeps what it made and is *deferred*: the handler reports the event failed so
 it comes back (the queue's visibility timeout), after a lifecycle heartbeat if the hook could time out first.
 Only the last attempt the queue allows rolls back and completes instead. Calls per launch (static mode): one
-DescribeInstances (also the device indexes taken), one DescribeNetworkInterfaces for all its subnets, one group
-read, then per subnet a create, an attach and a modify, and the completion; subnets and reservations are cached
-per execution environment. The orphan sweep runs off this path, in the reconciler (multus_ipam.reconciler).
+DescribeAutoScalingInstances (the verification), one DescribeInstances (also the device indexes taken), one
+DescribeNetworkInterfaces for all its subnets, one group read, then per subnet a create, an attach and a modify,
+and the completion; subnets and reservations are cached per execution environment. The orphan sweep runs off
+this path, in the reconciler (multus_ipam.reconciler).
 """
 
 from __future__ import annotations
@@ -64,10 +68,12 @@ from multus_ipam.ports import (
     Eni,
     GroupInstance,
     Instance,
+    Membership,
     Subnet,
 )
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG, SUBNET_TAG, LifecycleResult, Settings
 from multus_ipam.strategies import AddressChoice, AddressStrategy
+from multus_ipam.verification import verify
 
 T = TypeVar("T")
 #: Device indexes tried on one card before giving up (DeviceIndexTaken each time).
@@ -91,6 +97,11 @@ class Metric(StrEnum):
     """Launches that failed for a reason a later attempt may not meet (throttling, 5xx, time): nothing rolled
     back, the event comes back."""
     HEARTBEATS = "LifecycleHeartbeats"
+    EVENTS_REJECTED = "EventsRejected"
+    """Events refused as not ours: the instance is another group's or in none, or the event names another group
+    (multus_ipam.verification). Nothing Auto Scaling sends looks like this."""
+    EVENTS_NOT_WAITING = "EventsNotWaiting"
+    """Events refused because our instance does not wait for their transition: mostly late redeliveries."""
 
 
 class Metrics(Protocol):
@@ -104,6 +115,12 @@ class Status(StrEnum):
     """Someone else (an earlier delivery, a timeout) had completed it; we stopped quietly."""
     SKIPPED = "skipped"
     """A test notification: nothing to do."""
+    REJECTED = "rejected"
+    """Refused before anything was changed: the instance is not ours (``reason`` says why). The event is reported
+    failed so that it ends in the dead-letter queue for an operator."""
+    NOT_WAITING = "not-waiting"
+    """Refused before anything was changed: our instance does not wait for this transition (a late redelivery,
+    an event for another action). Nothing to do."""
     DEFERRED = "deferred"
     """Not completed on purpose: a later attempt may succeed (``reason``), so the event must come back (the
     handler reports it failed). What was made is kept for that attempt to adopt."""
@@ -275,6 +292,9 @@ class LifecycleService:
             self._log.info("test notification skipped", extra={"group": event.group})
             return Outcome(Status.SKIPPED, reason="test notification")
         budget = Budget.starting_now(self._clock, remaining_ms(), self._settings.safety_margin_seconds)
+        refused = self._refusal(event, budget)
+        if refused is not None:
+            return refused
         match event.transition:
             case Transition.LAUNCHING:
                 return self._launch(event, budget, delivery or Delivery())
@@ -282,6 +302,32 @@ class LifecycleService:
                 return self._terminate(event, budget)
             case _ as unreachable:
                 assert_never(unreachable)
+
+    def _refusal(self, action: LifecycleAction, budget: Budget) -> Outcome | None:
+        """Verify before acting (multus_ipam.verification): None when the action is ours to carry out, else the
+        outcome of refusing it, with nothing changed. When Auto Scaling cannot be asked (throttling, a 5xx), the
+        event is deferred: nothing is done for an instance that is not known to be ours, not even a rollback."""
+        try:
+            with self._deadline.within(budget.launch_until):
+                membership = None if action.group != self._settings.group_name else self._membership(action)
+        except LifecycleFailure as failure:
+            if not failure.retryable:
+                raise
+            self._log.warning("could not verify the instance: the event comes back", extra={"error": str(failure)})
+            return Outcome(Status.DEFERRED, reason=f"verifying the instance: {type(failure).__name__}: {failure}")
+        refusal = verify(action, self._settings.group_name, membership)
+        if refusal is None:
+            return None
+        if refusal.stray:
+            self._metrics.count(Metric.EVENTS_REJECTED)
+            self._log.error("rejected event: %s", refusal.reason, extra={"rejected_because": refusal.reason})
+            return Outcome(Status.REJECTED, reason=refusal.reason)
+        self._metrics.count(Metric.EVENTS_NOT_WAITING)
+        self._log.warning("refused event: %s", refusal.reason, extra={"rejected_because": refusal.reason})
+        return Outcome(Status.NOT_WAITING, reason=refusal.reason)
+
+    def _membership(self, action: LifecycleAction) -> Membership | None:
+        return self._autoscaling.membership(action.instance_id)
 
     # --- launch ---------------------------------------------------------------------------------------
 
@@ -692,11 +738,11 @@ class LifecycleService:
         """Whether the instance still waits on an action of this kind. If that cannot be read, assume it does:
         the first delivery of a launch is by far the common case."""
         try:
-            state = self._autoscaling.lifecycle_state(action.instance_id)
+            membership = self._membership(action)
         except MultusIpamError as error:
             self._log.warning("could not read the lifecycle state", extra={"error": str(error)})
             return True
-        return state in _waiting_states(action)
+        return verify(action, self._settings.group_name, membership) is None
 
     # --- terminate ------------------------------------------------------------------------------------
 
@@ -820,7 +866,6 @@ class LifecycleService:
         "No active Lifecycle Action" is final once the instance no longer waits on this action; it has been
         reported briefly while the instance still waits, so then retry a few times with backoff (time allowing).
         """
-        waiting = _waiting_states(action)
         delay, attempts = 1.0, 4
         with self._deadline.within(budget.end):
             for attempt in range(1, attempts + 1):
@@ -833,12 +878,12 @@ class LifecycleService:
                         result=result,
                     )
                 except LifecycleActionGone:
-                    state = self._autoscaling.lifecycle_state(action.instance_id)
-                    if state not in waiting:
+                    membership = self._membership(action)
+                    if verify(action, self._settings.group_name, membership) is not None:
                         self._metrics.count(Metric.ALREADY_COMPLETED)
                         self._log.info(
                             "lifecycle action was already completed",
-                            extra={"lifecycle_state": state or "not in group"},
+                            extra={"lifecycle_state": membership.lifecycle_state if membership else "not in group"},
                         )
                         return False
                     if attempt == attempts or budget.seconds_until(budget.end) <= delay + 1:
@@ -875,19 +920,3 @@ def _still_not_found(missing: NotYetVisible, eni: Eni, instance: Instance, waite
             f"still after {waited:g}s)"
         )
     return AwsCallFailed(missing.operation, missing.code, f"{eni.eni_id} still not found after {waited:g}s")
-
-
-def _waiting_states(action: LifecycleAction) -> frozenset[str]:
-    """The lifecycle states in which the instance still waits on an action like this one.
-
-    A launch into the warm pool waits in Warmed:Pending:Wait, a launch into the group (from EC2 or from the pool)
-    in Pending:Wait, so a stale event of the first warm-pool action is recognised as done while the second one
-    waits. A termination waits in Terminating:Wait, or Warmed:Terminating:Wait when it starts in the pool.
-    """
-    match action.transition:
-        case Transition.LAUNCHING:
-            return frozenset({"Warmed:Pending:Wait"} if action.destination == "WarmPool" else {"Pending:Wait"})
-        case Transition.TERMINATING:
-            return frozenset({"Terminating:Wait", "Warmed:Terminating:Wait"})
-        case _ as unreachable:
-            assert_never(unreachable)

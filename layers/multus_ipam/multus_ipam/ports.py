@@ -172,6 +172,17 @@ class GroupInstance:
 
 
 @dataclass(frozen=True, slots=True)
+class Membership:
+    """Where Auto Scaling says an instance is: its group, its AZ and its lifecycle state in that group
+    (DescribeAutoScalingInstances; warm pool instances included)."""
+
+    instance_id: str
+    group: str
+    availability_zone: str
+    lifecycle_state: str
+
+
+@dataclass(frozen=True, slots=True)
 class LifecycleHook:
     name: str
     transition: str
@@ -186,8 +197,8 @@ class AutoScaling(Protocol):
         """Raises LifecycleActionGone when no such action is active any more. ``token`` None: by instance id."""
         ...
 
-    def lifecycle_state(self, instance_id: str) -> str | None:
-        """The instance's LifecycleState in its group (e.g. Pending:Wait), None if not in a group."""
+    def membership(self, instance_id: str) -> Membership | None:
+        """The instance's group, AZ and lifecycle state; None if it is in no group (or does not exist)."""
         ...
 
     def waiting_instances(self, group: str) -> list[GroupInstance]:

@@ -179,7 +179,7 @@ def handle_batch(runtime: Runtime, records: list[dict[str, Any]], context: Lambd
             runtime.logger.exception("record failed: it comes back", extra={"message_id": message_id})
             failed.append(message_id)
             continue
-        if outcome["status"] in (Status.DEFERRED.value, "rejected"):
+        if outcome["status"] in (Status.DEFERRED.value, Status.REJECTED.value):
             failed.append(message_id)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
@@ -194,7 +194,8 @@ def _receive_count(record: dict[str, Any]) -> int | None:
 
 
 def handle_one(runtime: Runtime, event: object, context: LambdaContext, delivery: Delivery) -> dict[str, Any]:
-    """One EventBridge event: parse, check the group, bind log keys, delegate, flush metrics."""
+    """One EventBridge event: parse, bind log keys, skip other tools' hooks, delegate (the engine verifies the
+    instance before it acts), flush metrics."""
     logger = runtime.logger
     _bind_request(logger, context)
     try:
@@ -206,13 +207,6 @@ def handle_one(runtime: Runtime, event: object, context: LambdaContext, delivery
         if isinstance(parsed, TestNotification):
             return runtime.service.handle(parsed, context.get_remaining_time_in_millis, delivery).as_dict()
         logger.thread_safe_append_keys(**parsed.log_keys(), correlation_id=parsed.event_id)
-        if parsed.group != runtime.settings.group_name:
-            reason = (
-                f"detail.AutoScalingGroupName: event is for group {parsed.group!r}, "
-                f"this function serves {runtime.settings.group_name!r} (AUTOSCALING_GROUP_NAME)"
-            )
-            logger.error("rejected event: %s", reason)
-            return {"status": "rejected", "reason": reason}
         hooks = runtime.settings.hook_names
         if hooks and parsed.hook not in hooks:
             # Another tool's hook on the same group (a drain hook, say): its action is not ours to complete.

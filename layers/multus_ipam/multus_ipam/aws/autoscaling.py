@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 
 from multus_ipam.aws._errors import aws_call, error_code, error_message
 from multus_ipam.errors import LifecycleActionGone
-from multus_ipam.ports import GroupInstance, LifecycleHook
+from multus_ipam.ports import GroupInstance, LifecycleHook, Membership
 from multus_ipam.settings import LifecycleResult
 
 if TYPE_CHECKING:
@@ -59,11 +59,17 @@ class AutoScalingAdapter:
                     raise LifecycleActionGone(error_message(error)) from error
                 raise
 
-    def lifecycle_state(self, instance_id: str) -> str | None:
+    def membership(self, instance_id: str) -> Membership | None:
         with aws_call("DescribeAutoScalingInstances"):
             response = self._client.describe_auto_scaling_instances(InstanceIds=[instance_id])
         for item in response.get("AutoScalingInstances", []):
-            return item["LifecycleState"]
+            if item.get("InstanceId") == instance_id:
+                return Membership(
+                    instance_id=instance_id,
+                    group=str(item["AutoScalingGroupName"]),
+                    availability_zone=str(item.get("AvailabilityZone", "")),
+                    lifecycle_state=str(item["LifecycleState"]),
+                )
         return None
 
     def waiting_instances(self, group: str) -> list[GroupInstance]:
