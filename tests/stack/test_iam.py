@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 import pytest
@@ -15,6 +16,12 @@ AWS_SERVICES = ("ec2:", "autoscaling:")
 RUNTIME_ACTIONS = frozenset({"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"})
 MAPPING_ACTIONS = frozenset({"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"})
 OWNER_CONDITION = {"StringEquals": {"aws:ResourceTag/multus-ipam:owner": {"Ref": "AWS::StackName"}}}
+ENI_ACTIONS = (
+    "ec2:AttachNetworkInterface",
+    "ec2:ModifyNetworkInterfaceAttribute",
+    "ec2:DetachNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+)
 
 
 def _actions(statement: Statement) -> set[str]:
@@ -58,7 +65,8 @@ def test_given_the_reconciler_when_reading_its_policy_then_it_grants_exactly_its
     granted |= {a for s in statements for a in _actions(s) if a == "sqs:SendMessage" and "Intake" in str(s)}
     assert granted == RECONCILER_IAM_ACTIONS, sorted(granted ^ RECONCILER_IAM_ACTIONS)
     (deleting,) = [s for s in statements if "ec2:DeleteNetworkInterface" in _actions(s)]
-    assert deleting["Condition"] == OWNER_CONDITION
+    assert deleting["Condition"]["StringEquals"] == OWNER_CONDITION["StringEquals"]
+    assert _subnet_patterns(deleting, ["subnet-0aaa"]) == ["arn:*:ec2:*:*:subnet/subnet-0aaa"]
     for statement in statements:
         mutating = {a for a in _actions(statement) if not _is_read_only(a)}
         if mutating:
@@ -97,17 +105,85 @@ def test_given_create_tags_when_reading_its_statement_then_only_while_creating_a
     assert statement["Condition"] == {"StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"}}
 
 
-def test_given_eni_changes_when_reading_their_statements_then_eni_side_requires_our_owner_tag() -> None:
-    for action in (
-        "ec2:AttachNetworkInterface",
-        "ec2:ModifyNetworkInterfaceAttribute",
-        "ec2:DetachNetworkInterface",
-        "ec2:DeleteNetworkInterface",
-    ):
+def test_given_eni_changes_when_reading_their_statements_then_eni_side_requires_our_owner_tag_and_subnet() -> None:
+    # Service Authorization Reference (EC2): the network-interface resource of Attach/Detach/Modify/Delete and of
+    # CreateNetworkInterface carries aws:ResourceTag/* (aws:RequestTag/* at creation) and ec2:Subnet (an ARN).
+    for action in ENI_ACTIONS:
         eni_statements = [s for s in _statements_granting(action) if "network-interface" in _resource_text(s)]
         assert eni_statements, action
         for statement in eni_statements:
-            assert statement["Condition"] == OWNER_CONDITION, action
+            assert statement["Condition"]["StringEquals"] == OWNER_CONDITION["StringEquals"], action
+            assert set(statement["Condition"]) == {"StringEquals", "ArnLike"}, action
+            assert _subnet_patterns(statement, ["subnet-0aaa", "subnet-0bbb"]) == [
+                "arn:*:ec2:*:*:subnet/subnet-0aaa",
+                "arn:*:ec2:*:*:subnet/subnet-0bbb",
+            ], action
+    (creating,) = [
+        s for s in _statements_granting("ec2:CreateNetworkInterface") if "network-interface" in _resource_text(s)
+    ]
+    assert _subnet_patterns(creating, ["subnet-0aaa"]) == ["arn:*:ec2:*:*:subnet/subnet-0aaa"]
+
+
+@pytest.mark.parametrize(
+    ("subnet_arn", "allowed"),
+    [
+        ("arn:aws:ec2:us-east-1:123456789012:subnet/subnet-0aaa", True),
+        ("arn:aws:ec2:us-east-1:210987654321:subnet/subnet-0bbb", True),  # shared with us through AWS RAM
+        ("arn:aws-cn:ec2:cn-north-1:123456789012:subnet/subnet-0aaa", True),
+        ("arn:aws:ec2:us-east-1:123456789012:subnet/subnet-0ccc", False),
+        ("arn:aws:ec2:us-east-1:123456789012:subnet/subnet-0aaab", False),
+        ("arn:aws:ec2:us-east-1:123456789012:subnet/subnet-0aa", False),
+    ],
+)
+def test_given_the_subnet_condition_when_evaluated_like_iam_then_only_multus_subnets_match(
+    subnet_arn: str, allowed: bool
+) -> None:
+    # ArnLike: each of the six colon-separated parts matched on its own, "*" any run of characters (IAM policy
+    # elements reference, "ARN condition operators").
+    (statement,) = [
+        s for s in _statements_granting("ec2:DeleteNetworkInterface") if "network-interface" in _resource_text(s)
+    ]
+    patterns = _subnet_patterns(statement, ["subnet-0aaa", "subnet-0bbb"])
+    assert any(_arn_like(subnet_arn, pattern) for pattern in patterns) is allowed
+
+
+def test_given_the_instance_side_of_eni_changes_then_only_instances_auto_scaling_tagged_with_our_group() -> None:
+    # Service Authorization Reference (EC2): the instance resource of Attach/Detach/ModifyNetworkInterfaceAttribute
+    # carries aws:ResourceTag/*; Auto Scaling tags every instance it launches aws:autoscaling:groupName.
+    group = template()["Globals"]["Function"]["Environment"]["Variables"]["AUTOSCALING_GROUP_NAME"]
+    for action in ("ec2:AttachNetworkInterface", "ec2:ModifyNetworkInterfaceAttribute", "ec2:DetachNetworkInterface"):
+        (statement,) = [s for s in _statements_granting(action) if _resource_text(s).endswith(":instance/*")]
+        assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/aws:autoscaling:groupName": group}}
+
+
+def _subnet_patterns(statement: Statement, subnet_ids: list[str]) -> list[str]:
+    """The statement's ec2:Subnet patterns once CloudFormation resolves them with MultusSubnetIds = ``subnet_ids``."""
+    return _resolve(statement["Condition"]["ArnLike"]["ec2:Subnet"], {"MultusSubnetIds": subnet_ids})
+
+
+def _resolve(value: Any, parameters: dict[str, Any]) -> Any:
+    """Fn::Split, Fn::Join and Ref as CloudFormation evaluates them (the only functions these conditions use)."""
+    if isinstance(value, dict):
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return parameters[argument]
+        if function == "Fn::Join":
+            delimiter, items = argument
+            assert isinstance(delimiter, str), "Fn::Join's delimiter cannot be a function"
+            resolved = [_resolve(item, parameters) for item in as_list(_resolve(items, parameters))]
+            return delimiter.join(part for item in resolved for part in as_list(item))
+        if function == "Fn::Split":
+            delimiter, text = argument
+            return str(_resolve(text, parameters)).split(delimiter)
+        raise AssertionError(f"unexpected function {function}")
+    return value
+
+
+def _arn_like(arn: str, pattern: str) -> bool:
+    arn_parts, pattern_parts = arn.split(":", 5), pattern.split(":", 5)
+    return len(arn_parts) == len(pattern_parts) == 6 and all(
+        fnmatch.fnmatchcase(part, wanted) for part, wanted in zip(arn_parts, pattern_parts, strict=True)
+    )
 
 
 def test_given_delete_network_interface_when_reading_its_statements_then_only_network_interfaces() -> None:
