@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from multus_ipam.errors import AwsCallFailed
-from multus_ipam.runtime import handle_event
+from multus_ipam.runtime import Mode, handle_event
 from tests.eventfiles import load_event
-from tests.handlers.world import GROUP, LAUNCH_HOOK, FakeContext, World, deliver
+from tests.handlers.world import GROUP, LAUNCH_HOOK, FakeContext, World, build_world, deliver
 
 #: Calls that change something in AWS: none may follow a refused event.
 WRITES = (
@@ -191,13 +190,23 @@ def test_given_a_terminate_event_for_another_groups_instance_then_it_is_rejected
     assert writes(world) == []
 
 
+#: The verification's read: a static launch reads the group's listing (which its rank needs anyway), a cidr-reservation
+#: launch and every termination DescribeAutoScalingInstances.
+VERIFICATION_READS = ("DescribeAutoScalingGroups", "DescribeAutoScalingInstances")
+
+
+def fail_verification(world: World, code: str, status: int, times: int | None = None) -> None:
+    for operation in VERIFICATION_READS:
+        world.aws.faults.fail("autoscaling", operation, code=code, status=status, times=times)
+
+
 def test_given_auto_scaling_throttles_the_verification_then_the_event_is_deferred_with_nothing_done(
     world: World,
 ) -> None:
     (launch,) = world.scale_out(1)
-    world.aws.faults.fail("autoscaling", "DescribeAutoScalingInstances", code="Throttling", status=400)
+    fail_verification(world, "Throttling", 400)
 
-    outcome = deliver_record(world, launch)
+    outcome = deliver_record(world, launch, receive_count=1)
 
     assert outcome == ["m-1"], "reported failed: the record comes back"
     assert writes(world) == []
@@ -205,34 +214,69 @@ def test_given_auto_scaling_throttles_the_verification_then_the_event_is_deferre
     assert world.lifecycle_state(launch["detail"]["EC2InstanceId"]) == "Pending:Wait"
 
 
-def test_given_the_verification_is_denied_then_the_error_propagates_with_nothing_done(world: World) -> None:
+def test_given_the_verification_throttled_on_the_last_receive_then_abandoned_with_nothing_made(world: World) -> None:
     (launch,) = world.scale_out(1)
-    world.aws.faults.fail("autoscaling", "DescribeAutoScalingInstances", code="AccessDenied", status=403)
+    fail_verification(world, "Throttling", 400)
 
-    with pytest.raises(AwsCallFailed, match="DescribeAutoScalingInstances failed: AccessDenied"):
-        deliver(world.runtime(), launch)
+    outcome = deliver_record(world, launch, receive_count=5)  # MAX_RECEIVE_COUNT defaults to 5
 
-    assert writes(world) == []
+    assert outcome == []
+    assert writes(world) == ["CompleteLifecycleAction"]
+    world.aws.faults.clear()
+    assert [r.result for r in world.aws.lifecycle.results] == ["ABANDON"]
+    assert world.our_enis() == []
 
 
-def test_given_a_real_launch_then_it_is_verified_once_before_the_first_change(world: World) -> None:
+def test_given_the_verification_is_denied_then_abandoned_with_nothing_made(world: World) -> None:
+    # Completing an unverified action is safe: Auto Scaling accepts it only for an instance waiting on our hook, and
+    # the role may complete only our group's actions.
     (launch,) = world.scale_out(1)
+    fail_verification(world, "AccessDenied", 403)
+
+    outcome = deliver(world.runtime(), launch)
+
+    assert outcome["result"] == "ABANDON"
+    assert "verifying the instance: AwsCallFailed" in outcome["reason"]
+    assert "AccessDenied" in outcome["reason"]
+    assert writes(world) == ["CompleteLifecycleAction"]
+    assert world.our_enis() == []
+
+
+def test_given_a_real_launch_then_it_is_verified_by_one_read_before_the_first_change(world: World) -> None:
+    (launch,) = world.scale_out(1)
+    since = len(world.aws.calls)
 
     outcome = deliver(world.runtime(), launch)
 
     assert outcome["status"] == "completed"
-    operations = [c.operation for c in world.aws.calls if c.service == "autoscaling" or c.operation in WRITES]
+    calls = world.aws.calls[since:]
+    operations = [c.operation for c in calls if c.service == "autoscaling" or c.operation in WRITES]
     first_write = next(i for i, op in enumerate(operations) if op in WRITES)
-    assert operations[:first_write].count("DescribeAutoScalingInstances") == 1
+    assert [op for op in operations[:first_write] if op in VERIFICATION_READS] == ["DescribeAutoScalingGroups"]
+    assert operations.count("DescribeAutoScalingGroups") == 1, "the rank reuses the verification's read"
+    assert "DescribeAutoScalingInstances" not in operations
 
 
-def deliver_record(world: World, event: dict[str, Any]) -> list[str]:
-    """``event`` as one SQS record of the intake queue (first receive): the ids reported failed."""
+def test_given_a_cidr_reservation_launch_then_it_is_verified_by_describe_auto_scaling_instances(aws: Any) -> None:
+    world = build_world(aws, mode=Mode.CIDR_RESERVATION, reservations={0: ["10.0.4.128/25"], 1: ["10.0.5.128/25"]})
+    (launch,) = world.scale_out(1)
+    since = len(world.aws.calls)
+
+    outcome = deliver(world.runtime(), launch)
+
+    assert outcome["status"] == "completed"
+    reads = [c.operation for c in world.aws.calls[since:] if c.service == "autoscaling" and "Describe" in c.operation]
+    assert reads == ["DescribeAutoScalingInstances"]
+
+
+def deliver_record(world: World, event: dict[str, Any], receive_count: int) -> list[str]:
+    """``event`` as one SQS record of the intake queue, at its ``receive_count``-th receive: the ids reported
+    failed."""
     record = {
         "messageId": "m-1",
         "eventSource": "aws:sqs",
         "body": json.dumps(event),
-        "attributes": {"ApproximateReceiveCount": "1"},
+        "attributes": {"ApproximateReceiveCount": str(receive_count)},
     }
     response = handle_event(world.runtime(), {"Records": [record]}, FakeContext())
     return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]

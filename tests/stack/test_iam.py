@@ -158,7 +158,9 @@ def test_given_the_instance_side_of_eni_changes_then_only_instances_auto_scaling
 
 def _subnet_patterns(statement: Statement, subnet_ids: list[str]) -> list[str]:
     """The statement's ec2:Subnet patterns once CloudFormation resolves them with MultusSubnetIds = ``subnet_ids``."""
-    return _resolve(statement["Condition"]["ArnLike"]["ec2:Subnet"], {"MultusSubnetIds": subnet_ids})
+    patterns = _resolve(statement["Condition"]["ArnLike"]["ec2:Subnet"], {"MultusSubnetIds": subnet_ids})
+    assert isinstance(patterns, list)
+    return [str(pattern) for pattern in patterns]
 
 
 def _resolve(value: Any, parameters: dict[str, Any]) -> Any:

@@ -73,7 +73,7 @@ from multus_ipam.ports import (
 )
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG, SUBNET_TAG, LifecycleResult, Settings
 from multus_ipam.strategies import AddressChoice, AddressStrategy
-from multus_ipam.verification import verify
+from multus_ipam.verification import LAUNCH_WAITING_STATES, verify
 
 T = TypeVar("T")
 #: Device indexes tried on one card before giving up (DeviceIndexTaken each time).
@@ -201,14 +201,24 @@ class _View:
     one group read when a choice first needs it (see multus_ipam.strategies.LaunchView). A subnet is read again
     only after a collision told us the view is stale."""
 
-    def __init__(self, ec2: Ec2, autoscaling: AutoScaling, group: str, subnets: Sequence[Subnet]) -> None:
+    def __init__(
+        self,
+        ec2: Ec2,
+        autoscaling: AutoScaling,
+        group: str,
+        subnets: Sequence[Subnet],
+        listing: Sequence[GroupInstance] | None = None,
+    ) -> None:
+        """``listing``: the group's instances, if the verification read them already."""
         self._ec2 = ec2
         self._autoscaling = autoscaling
         self._group = group
         self._enis: dict[str, list[Eni]] = {s.subnet_id: [] for s in subnets}
         for eni in ec2.subnet_enis(list(self._enis)):
             self._enis.setdefault(eni.subnet_id, []).append(eni)
-        self._waiting: list[GroupInstance] | None = None
+        self._waiting: list[GroupInstance] | None = (
+            None if listing is None else [i for i in listing if i.lifecycle_state in LAUNCH_WAITING_STATES]
+        )
 
     def enis(self, subnet: Subnet) -> list[Eni]:
         return self._enis.get(subnet.subnet_id, [])
@@ -233,6 +243,14 @@ class _View:
                 or (eni.attachment and eni.attachment.instance_id == instance_id)
             )
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """What the verification read: where Auto Scaling has the instance, and the group's listing if it was read."""
+
+    membership: Membership | None
+    listing: tuple[GroupInstance, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,32 +310,37 @@ class LifecycleService:
             self._log.info("test notification skipped", extra={"group": event.group})
             return Outcome(Status.SKIPPED, reason="test notification")
         budget = Budget.starting_now(self._clock, remaining_ms(), self._settings.safety_margin_seconds)
-        refused = self._refusal(event, budget)
-        if refused is not None:
-            return refused
+        verified = self._verify(event, budget, delivery or Delivery())
+        if isinstance(verified, Outcome):
+            return verified
         match event.transition:
             case Transition.LAUNCHING:
-                return self._launch(event, budget, delivery or Delivery())
+                return self._launch(event, budget, delivery or Delivery(), verified.listing)
             case Transition.TERMINATING:
                 return self._terminate(event, budget)
             case _ as unreachable:
                 assert_never(unreachable)
 
-    def _refusal(self, action: LifecycleAction, budget: Budget) -> Outcome | None:
-        """Verify before acting (multus_ipam.verification): None when the action is ours to carry out, else the
-        outcome of refusing it, with nothing changed. When Auto Scaling cannot be asked (throttling, a 5xx), the
-        event is deferred: nothing is done for an instance that is not known to be ours, not even a rollback."""
+    def _verify(self, action: LifecycleAction, budget: Budget, delivery: Delivery) -> _Verified | Outcome:
+        """Verify before acting (multus_ipam.verification): what was read when the action is ours to carry out,
+        else the outcome of refusing it, with nothing changed.
+
+        When Auto Scaling cannot be asked, nothing is made for an instance not known to be ours. A failure a later
+        attempt may not meet (throttling, a 5xx) defers the event; any other, or the last attempt, completes the
+        action with the failure result (nothing to roll back): Auto Scaling itself accepts a completion only for an
+        instance waiting on our hook, and the role may complete only our group's actions."""
         try:
             with self._deadline.within(budget.launch_until):
-                membership = None if action.group != self._settings.group_name else self._membership(action)
+                verified = self._read_membership(action)
         except LifecycleFailure as failure:
-            if not failure.retryable:
-                raise
-            self._log.warning("could not verify the instance: the event comes back", extra={"error": str(failure)})
-            return Outcome(Status.DEFERRED, reason=f"verifying the instance: {type(failure).__name__}: {failure}")
-        refusal = verify(action, self._settings.group_name, membership)
+            reason = f"verifying the instance: {type(failure).__name__}: {failure}"
+            if failure.retryable and not delivery.last:
+                self._log.warning("could not verify the instance: the event comes back", extra={"error": str(failure)})
+                return Outcome(Status.DEFERRED, reason=reason)
+            return self._unverified(action, budget, failure, reason)
+        refusal = verify(action, self._settings.group_name, verified.membership)
         if refusal is None:
-            return None
+            return verified
         if refusal.stray:
             self._metrics.count(Metric.EVENTS_REJECTED)
             self._log.error("rejected event: %s", refusal.reason, extra={"rejected_because": refusal.reason})
@@ -326,17 +349,51 @@ class LifecycleService:
         self._log.warning("refused event: %s", refusal.reason, extra={"rejected_because": refusal.reason})
         return Outcome(Status.NOT_WAITING, reason=refusal.reason)
 
+    def _unverified(self, action: LifecycleAction, budget: Budget, error: Exception, reason: str) -> Outcome:
+        launching = action.transition is Transition.LAUNCHING
+        result = self._settings.failure_result if launching else LifecycleResult.CONTINUE
+        self._log.error(
+            "could not verify the instance: nothing was made, completing the action",
+            extra={"error": str(error), "error_type": type(error).__name__, "result": result.value},
+        )
+        if launching:
+            self._metrics.count(Metric.LAUNCH_FAILURES)
+        completed = self._complete(action, result, budget)
+        return Outcome(Status.COMPLETED if completed else Status.ALREADY_COMPLETED, result, reason=reason)
+
+    def _read_membership(self, action: LifecycleAction) -> _Verified:
+        """Where Auto Scaling has the event's instance. A launch whose strategy ranks the group's waiting launches
+        (static) reads the group's listing, which it needs anyway: one Auto Scaling call for both. An instance the
+        listing does not have is asked for alone, so that a refusal says where it is."""
+        if action.group != self._settings.group_name:
+            return _Verified(None)  # refused without asking AWS
+        if action.transition is Transition.LAUNCHING and self._strategy.ranks_by_group:
+            listing = self._autoscaling.group_instances(self._settings.group_name)
+            found = next((i for i in listing if i.instance_id == action.instance_id), None)
+            if found is not None:
+                membership = Membership(
+                    found.instance_id, self._settings.group_name, found.availability_zone, found.lifecycle_state
+                )
+                return _Verified(membership, tuple(listing))
+        return _Verified(self._membership(action))
+
     def _membership(self, action: LifecycleAction) -> Membership | None:
         return self._autoscaling.membership(action.instance_id)
 
     # --- launch ---------------------------------------------------------------------------------------
 
-    def _launch(self, action: LifecycleAction, budget: Budget, delivery: Delivery) -> Outcome:
+    def _launch(
+        self,
+        action: LifecycleAction,
+        budget: Budget,
+        delivery: Delivery,
+        listing: Sequence[GroupInstance] | None = None,
+    ) -> Outcome:
         records: list[EniRecord] = []  # filled as each subnet's ENI is ready
         known: dict[str, Eni] = {}  # filled as ENIs are created, adopted, attached
         try:
             with self._deadline.within(budget.launch_until):
-                self._prepare_enis(action, budget, records, known)
+                self._prepare_enis(action, budget, records, known, listing)
         except LifecycleFailure as failure:
             if failure.retryable and not delivery.last:
                 return self._defer(action, budget, failure, tuple(known.values()))
@@ -355,7 +412,12 @@ class LifecycleService:
         )
 
     def _prepare_enis(
-        self, action: LifecycleAction, budget: Budget, records: list[EniRecord], known: dict[str, Eni]
+        self,
+        action: LifecycleAction,
+        budget: Budget,
+        records: list[EniRecord],
+        known: dict[str, Eni],
+        listing: Sequence[GroupInstance] | None,
     ) -> None:
         budget.check("looking up the instance")
         instance = self._find_instance(action.instance_id, budget)
@@ -365,7 +427,7 @@ class LifecycleService:
         defaults = default_device_indexes([s.subnet_id for s in subnets])
         launch = _Launch(
             instance=instance,
-            view=_View(self._ec2, self._autoscaling, self._settings.group_name, subnets),
+            view=_View(self._ec2, self._autoscaling, self._settings.group_name, subnets, listing),
             created_at=action.time,
             known=known,
         )

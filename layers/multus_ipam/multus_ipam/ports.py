@@ -206,6 +206,10 @@ class AutoScaling(Protocol):
         one read of the group (a warm pool adds its own pages)."""
         ...
 
+    def group_instances(self, group: str) -> list[GroupInstance]:
+        """Every instance of the group and of its warm pool, with its lifecycle state: the same read."""
+        ...
+
     def record_heartbeat(self, *, group: str, hook: str, token: str | None, instance_id: str) -> None:
         """Restart the hook's heartbeat timeout. Raises LifecycleActionGone when no such action is active."""
         ...

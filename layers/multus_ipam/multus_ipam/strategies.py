@@ -52,6 +52,9 @@ class LaunchView(Protocol):
 
 class AddressStrategy(Protocol):
     name: str
+    ranks_by_group: bool
+    """Whether its choices read the group's waiting launches (LaunchView.waiting): the engine's verification then
+    reads the group's listing, which serves both."""
 
     def verify(self, subnet: Subnet) -> None:
         """Check the subnet can serve this strategy before anything is created. Raises LifecycleFailure."""
@@ -144,6 +147,7 @@ class StaticLowestFree:
     """Workers take the lowest free addresses at the start of the subnet; pods use the rest."""
 
     name = "static"
+    ranks_by_group = True
 
     def __init__(self, settings: Settings, ec2: Ec2, clock: Clock) -> None:
         self._settings = settings
@@ -244,6 +248,7 @@ class CidrReservation:
     """EC2 assigns the worker address; pod ranges are explicit CIDR reservations EC2 never assigns from."""
 
     name = "cidr-reservation"
+    ranks_by_group = False
 
     def __init__(self, settings: Settings, ec2: Ec2, clock: Clock) -> None:
         self._settings = settings

@@ -27,6 +27,9 @@ from typing import assert_never
 from multus_ipam.events import LifecycleAction, Transition
 from multus_ipam.ports import Membership
 
+#: Lifecycle states of an instance whose launch waits on a hook (or is about to): a burst's waiting launches.
+LAUNCH_WAITING_STATES = frozenset({"Pending", "Pending:Wait", "Warmed:Pending", "Warmed:Pending:Wait"})
+
 
 @dataclass(frozen=True, slots=True)
 class Refusal:

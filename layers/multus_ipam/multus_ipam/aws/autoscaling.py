@@ -10,13 +10,12 @@ from multus_ipam.aws._errors import aws_call, error_code, error_message
 from multus_ipam.errors import LifecycleActionGone
 from multus_ipam.ports import GroupInstance, LifecycleHook, Membership
 from multus_ipam.settings import LifecycleResult
+from multus_ipam.verification import LAUNCH_WAITING_STATES
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
     from mypy_boto3_autoscaling.type_defs import InstanceTypeDef
 
-#: Lifecycle states of an instance whose launch waits on a hook (or is about to).
-LAUNCH_WAITING_STATES = frozenset({"Pending", "Pending:Wait", "Warmed:Pending", "Warmed:Pending:Wait"})
 NO_ACTIVE_ACTION = "No active Lifecycle Action found"
 #: DescribeWarmPool's MaxRecords is at most 50 (Auto Scaling API reference; botocore states it only in the
 #: parameter's documentation, AWS answers ValidationError beyond).
