@@ -6,9 +6,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-DEPS := pyproject.toml requirements/dev.txt requirements/dev.lock layers/multus_ipam/requirements.txt
+DEPS := pyproject.toml requirements/dev.txt requirements/dev.lock layers/multus_ipam/requirements.in
 
-.PHONY: help venv demo test lint typecheck cfn-lint pytest bench lock clean sam-venv validate build
+.PHONY: help venv demo test lint typecheck cfn-lint pytest bench lock layer-lock clean sam-venv validate build
 
 # SAM CLI lives in its own virtualenv (its pins conflict with ours). `sam build` for python3.13 needs a
 # python3.13 on PATH: the one scripts/find-python finds (pyenv installs included).
@@ -72,6 +72,15 @@ bench: venv
 # Re-resolve the full pinned set after changing requirements/dev.txt.
 lock: venv
 	$(PY) -m pip freeze --exclude-editable --disable-pip-version-check | grep -v '^eks-multus-ipam' > requirements/dev.lock
+
+# Regenerate what SAM installs into the layer (layers/multus_ipam/requirements.txt) from its top-level pins
+# (requirements.in): every transitive package at its requirements/dev.lock version, resolved for Lambda's
+# python3.13 on arm64, with the sha256 of every file PyPI has for it. Run after `make lock`;
+# tests/test_supply_chain.py fails while the three disagree.
+layer-lock: venv
+	$(VENV)/bin/uv pip compile --quiet layers/multus_ipam/requirements.in --constraint requirements/dev.lock \
+		--python-platform aarch64-manylinux_2_28 --python-version 3.13 --generate-hashes \
+		--custom-compile-command 'make layer-lock' --output-file layers/multus_ipam/requirements.txt
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .aws-sam
