@@ -141,9 +141,30 @@ def _layer() -> dict[NormalizedName, Pin]:
 
 def test_given_the_layer_when_reading_its_build_then_markers_are_evaluated_for_its_runtime() -> None:
     layer = resource("MultusIpamLayer")
-    assert layer["Metadata"]["BuildMethod"] == LAMBDA_RUNTIME
     assert layer["Metadata"]["BuildArchitecture"] == LAMBDA_ARCHITECTURE
     assert layer["Properties"]["CompatibleRuntimes"] == [LAMBDA_RUNTIME]
+    assert layer["Properties"]["CompatibleArchitectures"] == [LAMBDA_ARCHITECTURE]
+
+
+def test_given_the_layer_build_then_every_file_it_installs_is_checked_against_the_hashes_for_arm64_cpython_3_13() -> (
+    None
+):
+    # SAM's python builder fetches another platform's binary wheels by name, without their hashes: the layer is
+    # built by its own Makefile instead, one pip install of the target platform's files with --require-hashes.
+    assert resource("MultusIpamLayer")["Metadata"]["BuildMethod"] == "makefile"
+    recipe = (LAYER_LOCK.parent / "Makefile").read_text()
+    (install,) = [
+        command
+        for command in recipe.replace("\\\n", " ").splitlines()
+        if "pip install" in command and command.startswith("\t")
+    ]
+    options = install.split()
+    for option in ("--require-hashes", "--only-binary=:all:", "-r", "requirements.txt"):
+        assert option in options, option
+    assert options[options.index("--platform") + 1] == "manylinux2014_aarch64"
+    assert options[options.index("--python-version") + 1] == LAMBDA_RUNTIME.removeprefix("python")
+    assert options[options.index("--abi") + 1] == "cp313"
+    assert "build-MultusIpamLayer:" in recipe
 
 
 def test_given_the_layer_requirements_when_parsed_then_every_line_is_an_exact_pin_with_sha256_hashes() -> None:
