@@ -241,6 +241,48 @@ def test_given_the_launch_template_when_reading_metadata_options_then_imdsv2_req
     assert options["HttpEndpoint"] == "enabled"
 
 
+def _block_device_mappings() -> list[dict[str, Any]]:
+    mappings: list[dict[str, Any]] = resource("NodeLaunchTemplate")["Properties"]["LaunchTemplateData"][
+        "BlockDeviceMappings"
+    ]
+    return mappings
+
+
+def _root_volume() -> dict[str, Any]:
+    (root,) = [mapping for mapping in _block_device_mappings() if mapping["DeviceName"] == "/dev/xvda"]
+    ebs: dict[str, Any] = root["Ebs"]
+    return ebs
+
+
+def test_given_the_launch_template_when_reading_the_root_volume_then_encrypted_gp3_deleted_with_the_node() -> None:
+    ebs = _root_volume()
+    assert ebs["Encrypted"] is True
+    assert ebs["VolumeType"] == "gp3"
+    assert ebs["DeleteOnTermination"] is True
+    assert ebs["VolumeSize"] == {"Ref": "NodeRootVolumeSize"}
+    size = template()["Parameters"]["NodeRootVolumeSize"]
+    assert size["Default"] == size["MinValue"] == 20
+
+
+def test_given_the_launch_template_when_reading_every_volume_then_none_is_left_unencrypted() -> None:
+    volumes = [mapping["Ebs"] for mapping in _block_device_mappings() if "Ebs" in mapping]
+    assert volumes
+    assert all(volume["Encrypted"] is True for volume in volumes)
+
+
+@pytest.mark.parametrize(("key", "expected"), [("alias/nodes", "alias/nodes"), ("", "<AWS::NoValue>")])
+def test_given_a_kms_key_parameter_when_reading_the_root_volume_then_that_key_or_the_accounts_default(
+    key: str, expected: str
+) -> None:
+    parameter = template()["Parameters"]["NodeRootVolumeKmsKeyId"]
+    assert parameter["Default"] == ""
+    assert re.fullmatch(parameter["AllowedPattern"], key)
+    condition = template()["Conditions"]["HasNodeRootVolumeKmsKey"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "NodeRootVolumeKmsKeyId"}, ""]}]}
+    parameters = {"NodeRootVolumeKmsKeyId": key, "AWS::NoValue": "<AWS::NoValue>"}
+    assert resolve(_root_volume()["KmsKeyId"], {"HasNodeRootVolumeKmsKey": key != ""}, parameters) == expected
+
+
 def test_given_the_user_data_when_reading_it_then_nodeadm_joins_and_multus_links_come_up_by_subnet() -> None:
     user_data = resource("NodeLaunchTemplate")["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
     text, variables = user_data["Fn::Sub"]
