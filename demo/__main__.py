@@ -30,6 +30,7 @@ from localaws import Call, LocalAWS
 from localaws.intake import EventSourceMapping, InvocationContext, QueuePair, RunReport, create_queue_pair
 from localaws.lifecycle import LifecycleResult
 from localaws.scenario import Scenario, Spec, build
+from multus_ipam.links import PlannedLink, plan_links
 from multus_ipam.runtime import LambdaEntry, ReconcilerEntry
 from multus_ipam.runtime import Mode as FunctionMode
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG
@@ -301,6 +302,12 @@ def _tally(results: Sequence[LifecycleResult]) -> str:
     return ", ".join(f"{n} x {key}" for key, n in sorted(counts.items())) or "none"
 
 
+def link_plan(scenario: Scenario) -> tuple[PlannedLink, ...]:
+    """The stack's LinkPlan for this group's Multus subnets: the link name each gets on its AZ's nodes."""
+    zones = {subnet: az for az in scenario.azs for subnet in scenario.multus_subnets[az]}
+    return plan_links(_subnets(scenario), zones)
+
+
 def show_workers(aws: LocalAWS, scenario: Scenario, owner: str) -> None:
     ec2 = aws.client("ec2")
     autoscaling = aws.client("autoscaling")
@@ -308,8 +315,12 @@ def show_workers(aws: LocalAWS, scenario: Scenario, owner: str) -> None:
     instances = sorted(
         group["AutoScalingGroups"][0]["Instances"], key=lambda i: (i["AvailabilityZone"], i["InstanceId"])
     )
-    print("    (each interface: address, last 6 characters of the ENI id, DoT = DeleteOnTermination set)")
-    print(f"    {'instance':<21} {'AZ':<11} {'state':<12} {'eth1 (device 1)':<28} {'eth2 (device 2)':<28}")
+    names = {link.subnet_id: link.name for link in link_plan(scenario)}
+    print(
+        "    (each Multus link, by the name the node gives it whatever its device index: address, last 6 characters"
+        " of the ENI id, DoT = DeleteOnTermination set, the device index)"
+    )
+    print(f"    {'instance':<21} {'AZ':<11} {'state':<12} {'multus0':<30} {'multus1':<30}")
     for item in instances:
         enis = ec2.describe_network_interfaces(
             Filters=[
@@ -317,15 +328,21 @@ def show_workers(aws: LocalAWS, scenario: Scenario, owner: str) -> None:
                 {"Name": f"tag:{OWNER_TAG}", "Values": [owner]},
             ]
         )["NetworkInterfaces"]
-        by_index = {e["Attachment"]["DeviceIndex"]: e for e in enis}
+        by_name = {names[e["SubnetId"]]: e for e in enis}
         cells = []
-        for index in (1, 2):
-            eni = by_index.get(index)
-            dot = " DoT" if eni and eni["Attachment"]["DeleteOnTermination"] else ""
-            cells.append(f"{eni['PrivateIpAddress']} {eni['NetworkInterfaceId'][-6:]}{dot}" if eni else "-")
+        for name in ("multus0", "multus1"):
+            eni = by_name.get(name)
+            if eni is None:
+                cells.append("-")
+                continue
+            attachment = eni["Attachment"]
+            dot = " DoT" if attachment["DeleteOnTermination"] else ""
+            cells.append(
+                f"{eni['PrivateIpAddress']} {eni['NetworkInterfaceId'][-6:]}{dot} dev {attachment['DeviceIndex']}"
+            )
         print(
             f"    {item['InstanceId']:<21} {item['AvailabilityZone']:<11} {item['LifecycleState']:<12} "
-            f"{cells[0]:<28} {cells[1]:<28}"
+            f"{cells[0]:<30} {cells[1]:<30}"
         )
 
 
@@ -363,8 +380,12 @@ def run_mode(aws: LocalAWS, number: int, mode: Mode) -> list[str]:
         f"   group {stage.group} ({mode.spec.instance_type} nodes): launch and terminate hooks declared at "
         f"creation, heartbeat timeout {mode.spec.heartbeat_timeout} s"
     )
+    names = {link.subnet_id: link.name for link in link_plan(scenario)}
     for az in scenario.azs:
-        print(f"   Multus subnets in {az}: " + ", ".join(f"{s} {cidrs[s]}" for s in scenario.multus_subnets[az]))
+        print(
+            f"   Multus subnets in {az}: "
+            + ", ".join(f"{s} {cidrs[s]} (link {names[s]})" for s in scenario.multus_subnets[az])
+        )
     if "WORKER_IP_UPPER_BOUNDS" in env:
         print("   workers may take .4 to .191 of each subnet (WORKER_IP_UPPER_BOUNDS); pods get .192/26 (whereabouts)")
     else:
@@ -504,6 +525,8 @@ def show_lost_event(stage: Stage) -> None:
     shown = " and ".join(map(str, indexes)) or "none"
     late = f": its VPC CNI had attached an ENI at {cni_at[0]} meanwhile" if cni_at else ""
     print(f"   its Multus ENIs are at device indexes {shown}{late}")
+    if indexes and indexes != list(range(1, len(indexes) + 1)):
+        print("   its links are named multus0 and multus1 all the same (by subnet, not by device index)")
     stage.require(report.reached and len(requeued) == 1, "lost event: not queued again by the reconciler")
     stage.require(_tally(results) == "1 x CONTINUE", f"lost event: {_tally(results)}")
     stage.require(len(indexes) == 2, f"lost event: {len(indexes)} Multus ENIs attached")

@@ -24,7 +24,7 @@ from moto.ec2.exceptions import (
 from moto.ec2.models.elastic_network_interfaces import Attachment, NetworkInterface
 from moto.ec2.models.instance_types import INSTANCE_TYPES
 from moto.ec2.models.instances import Instance
-from moto.ec2.models.subnets import Subnet, SubnetCidrReservation
+from moto.ec2.models.subnets import Subnet, SubnetBackend, SubnetCidrReservation
 from moto.ec2.responses import EC2Response
 from moto.ec2.utils import add_tag_specification, random_eni_attach_id, random_subnet_cidr_reservation_id
 
@@ -65,6 +65,7 @@ def ec2_extension(session: Session) -> Iterable[Patch]:
     yield Patch(Subnet, "create_cidr_reservation", _create_cidr_reservation)
     yield Patch(NetworkInterface, "get_filter_value", _eni_filter_value)
     yield Patch(Subnet, "ipv6_cidr_block_association_set", _as_property(_subnet_ipv6_associations))
+    yield Patch(SubnetBackend, "describe_subnets", _describe_subnets)
 
 
 # --- CreateNetworkInterface ---------------------------------------------------------------------------------
@@ -333,6 +334,25 @@ def _subnet_ipv6_associations(subnet: Any) -> list[dict[str, Any]]:
         }
         for association in subnet.ipv6_cidr_block_associations.values()
     ]
+
+
+def _describe_subnets(original: Callable[..., Any]) -> Callable[..., Any]:
+    """DescribeSubnets with an id that does not exist: InvalidSubnetID.NotFound naming the unknown ids, as AWS
+    does. moto names an arbitrary one of the ids asked for (it compares ids with subnet objects), so an error
+    that names "the" wrong subnet would name an existing one half the time. For several unknown ids the wording
+    is the one AWS uses for instance ids ("The ... IDs '...' do not exist"), assumed for subnets."""
+
+    def describe_subnets(self: Any, subnet_ids: list[str] | None = None, filters: Any = None) -> Any:
+        if subnet_ids:
+            known = {subnet.id for zone in self.subnets.values() for subnet in zone.values()}
+            unknown = [subnet_id for subnet_id in dict.fromkeys(subnet_ids) if subnet_id not in known]
+            if len(unknown) == 1:
+                raise EC2ClientError("InvalidSubnetID.NotFound", f"The subnet ID '{unknown[0]}' does not exist")
+            if unknown:
+                raise EC2ClientError("InvalidSubnetID.NotFound", f"The subnet IDs '{', '.join(unknown)}' do not exist")
+        return original(self, subnet_ids, filters)
+
+    return describe_subnets
 
 
 def _as_property(read: Callable[[Any], Any]) -> Callable[[Any], property]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ipaddress import IPv6Network
 
+import pytest
+from botocore.exceptions import ClientError
 from mypy_boto3_ec2 import EC2Client
 
 
@@ -41,3 +43,20 @@ def test_given_an_ipv6_only_subnet_when_an_eni_is_created_then_it_has_no_ipv4_ad
     assert not described.get("PrivateIpAddress")
     assert not described.get("PrivateIpAddresses")
     assert len(described["Ipv6Addresses"]) == 1
+
+
+def test_given_an_unknown_subnet_among_known_ones_when_described_then_not_found_names_the_unknown_one(
+    ec2: EC2Client,
+) -> None:
+    # AWS names the id that does not exist. moto names an arbitrary id of the request (it compares ids with subnet
+    # objects), so an error meant to name the wrong subnet would name an existing one.
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    known = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"] for i in (4, 5)]
+    unknown = "subnet-0123456789abcdef0"
+
+    with pytest.raises(ClientError) as raised:
+        ec2.describe_subnets(SubnetIds=[known[0], unknown, known[1]])
+
+    assert raised.value.response["Error"]["Code"] == "InvalidSubnetID.NotFound"
+    assert raised.value.response["Error"]["Message"] == f"The subnet ID '{unknown}' does not exist"
+    assert len(ec2.describe_subnets(SubnetIds=known)["Subnets"]) == 2

@@ -101,9 +101,10 @@ def test_the_sidecar_has_a_startup_probe_on_its_ready_file_in_an_emptydir_and_me
     assert manager["resources"]["limits"]["memory"] == "160Mi"
 
 
-def test_the_network_attachment_is_ipvlan_on_eth1_with_a_pod_range_at_the_top_of_the_subnet() -> None:
+def test_the_network_attachment_is_ipvlan_on_multus0_with_a_pod_range_at_the_top_of_the_subnet() -> None:
+    # multus0: the stable name the node's user data gives the first Multus subnet's link of its AZ (node/).
     config = json.loads(_load("network-attachment-definition.yaml")["spec"]["config"])
-    assert (config["type"], config["master"]) == ("ipvlan", "eth1")
+    assert (config["type"], config["master"]) == ("ipvlan", "multus0")
     subnet = IPv4Network(config["ipam"]["range"])
     start, end = IPv4Address(config["ipam"]["range_start"]), IPv4Address(config["ipam"]["range_end"])
     pod_range = IPv4Network("10.0.4.192/26")

@@ -283,15 +283,18 @@ def test_given_a_kms_key_parameter_when_reading_the_root_volume_then_that_key_or
     assert resolve(_root_volume()["KmsKeyId"], {"HasNodeRootVolumeKmsKey": key != ""}, parameters) == expected
 
 
-def test_given_the_user_data_when_reading_it_then_nodeadm_joins_and_multus_links_come_up_by_subnet() -> None:
+def test_given_the_user_data_when_reading_it_then_nodeadm_joins_and_multus_links_are_named_by_subnet() -> None:
+    # The node side in detail: tests/stack/test_node_user_data.py (the embedded files) and tests/node (run).
     user_data = resource("NodeLaunchTemplate")["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
     text, variables = user_data["Fn::Sub"]
     assert "Content-Type: application/node.eks.aws" in text
     assert "kind: NodeConfig" in text
     assert "apiServerEndpoint: ${ClusterEndpoint}" in text
-    assert 'ENV{SYSTEMD_WANTS}+="multus-link-up@$name.service"' in text
-    assert "meta-data/network/interfaces/macs/$mac/subnet-id" in text
-    assert variables["MultusSubnets"] == {"Fn::Join": [" ", {"Ref": "MultusSubnetIds"}]}
+    assert 'ENV{SYSTEMD_WANTS}+="multus-link-up@$name.service"' in variables["MultusLinkUpRule"]
+    assert "meta-data/network/interfaces/macs/$mac/subnet-id" in variables["MultusLinkUp"]
+    assert "ExecStartPre=/usr/local/sbin/multus-links-wait" in variables["KubeletDropIn"]
+    assert variables["LinkPlan"] == {"Fn::GetAtt": ["LinkPlan", "Plan"]}
+    assert resource("LinkPlan")["Properties"]["SubnetIds"] == {"Ref": "MultusSubnetIds"}
 
 
 def test_given_the_node_image_when_reading_its_parameter_then_it_comes_from_the_eks_ssm_parameter() -> None:
