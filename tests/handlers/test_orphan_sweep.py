@@ -228,3 +228,75 @@ def test_given_describe_instances_fails_when_sweeping_then_nothing_is_deleted_an
 
     assert report.orphans_deleted == ()
     assert exists(world, eni_id), "the next run tries again"
+
+
+def foreign_subnet(world: World) -> str:
+    """A subnet of the VPC that is not a Multus subnet."""
+    return world.ec2.create_subnet(VpcId=world.vpc_id, CidrBlock="10.0.200.0/24", AvailabilityZone="us-east-1a")[
+        "Subnet"
+    ]["SubnetId"]
+
+
+def test_given_an_eni_with_our_owner_tag_outside_the_multus_subnets_then_the_sweep_leaves_it_and_goes_on(
+    world: World,
+) -> None:
+    # Anyone who may tag an ENI can set our owner tag; the role may delete ENIs in the Multus subnets only (IAM
+    # ec2:Subnet), so such an ENI is never tried, and it does not stop the sweep of the real orphans after it.
+    planted = world.ec2.create_network_interface(
+        SubnetId=foreign_subnet(world),
+        TagSpecifications=[
+            {
+                "ResourceType": "network-interface",
+                "Tags": [
+                    {"Key": OWNER_TAG, "Value": "test-stack"},
+                    {"Key": INSTANCE_TAG, "Value": NOT_SHOWN},
+                    {"Key": CREATED_AT_TAG, "Value": format_created_at(world.aws.clock.now() - timedelta(hours=2))},
+                ],
+            }
+        ],
+    )["NetworkInterface"]["NetworkInterfaceId"]
+    orphan = left_behind(world, NOT_SHOWN, age=timedelta(hours=2))
+
+    report = sweep(world)
+
+    assert report.orphans_deleted == (orphan,)
+    assert exists(world, planted)
+    assert [c.params.get("NetworkInterfaceId") for c in world.aws.calls_to("ec2", "DeleteNetworkInterface")] == [orphan]
+
+
+def test_given_one_orphan_that_cannot_be_deleted_then_the_sweep_deletes_the_others(world: World) -> None:
+    first = left_behind(world, NOT_SHOWN, age=timedelta(hours=2))
+    second = left_behind(world, NOT_SHOWN, age=timedelta(hours=2))
+    world.aws.faults.fail("ec2", "DeleteNetworkInterface", code="UnauthorizedOperation", status=403, times=1)
+
+    report = sweep(world)
+
+    assert len(report.orphans_deleted) == 1
+    assert [exists(world, eni) for eni in (first, second)].count(True) == 1, "only the refused one is left"
+
+
+def test_given_an_eni_with_our_tags_outside_the_multus_subnets_on_a_terminating_node_then_it_is_left_alone(
+    world: World,
+) -> None:
+    (launch,) = world.scale_out(1)
+    instance_id = launch["detail"]["EC2InstanceId"]
+    deliver(runtime(world), launch)
+    planted = world.ec2.create_network_interface(
+        SubnetId=foreign_subnet(world),
+        TagSpecifications=[
+            {
+                "ResourceType": "network-interface",
+                "Tags": [{"Key": OWNER_TAG, "Value": "test-stack"}, {"Key": INSTANCE_TAG, "Value": instance_id}],
+            }
+        ],
+    )["NetworkInterface"]["NetworkInterfaceId"]
+    settle(world)
+    world.ec2.attach_network_interface(NetworkInterfaceId=planted, InstanceId=instance_id, DeviceIndex=5)
+    settle(world)
+    terminate = world.scale_in_instance(instance_id)
+
+    outcome = deliver(runtime(world), terminate)
+
+    assert outcome["status"] == "completed", "no RollbackIncomplete for an ENI that is not ours to release"
+    detached = [c.params.get("AttachmentId") for c in world.aws.calls_to("ec2", "DetachNetworkInterface")]
+    assert detached == []

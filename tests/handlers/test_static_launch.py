@@ -211,8 +211,8 @@ def test_given_an_instance_that_is_already_gone_when_launching_then_nothing_is_c
     outcome = deliver(world.runtime(), event)
 
     # Terminated outside Auto Scaling, it has left the group: nothing to verify it against, nothing is made.
-    assert outcome["status"] == "rejected"
-    assert "is in no Auto Scaling group" in (outcome["reason"] or "")
+    assert outcome["status"] == "not-waiting"
+    assert "is in no Auto Scaling group: terminated" in (outcome["reason"] or "")
     assert world.our_enis() == []
 
 

@@ -73,7 +73,7 @@ from multus_ipam.ports import (
 )
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG, SUBNET_TAG, LifecycleResult, Settings
 from multus_ipam.strategies import AddressChoice, AddressStrategy
-from multus_ipam.verification import LAUNCH_WAITING_STATES, verify
+from multus_ipam.verification import LAUNCH_WAITING_STATES, verify, waiting_states
 
 T = TypeVar("T")
 #: Device indexes tried on one card before giving up (DeviceIndexTaken each time).
@@ -327,8 +327,9 @@ class LifecycleService:
 
         When Auto Scaling cannot be asked, nothing is made for an instance not known to be ours. A failure a later
         attempt may not meet (throttling, a 5xx) defers the event; any other, or the last attempt, completes the
-        action with the failure result (nothing to roll back): Auto Scaling itself accepts a completion only for an
-        instance waiting on our hook, and the role may complete only our group's actions."""
+        action with the failure result (nothing to roll back), by its token only: Auto Scaling accepts a token only
+        for the action it was issued for, and the role may complete only our group's actions. Without a token (the
+        reconciler's events) nothing is completed and the error propagates."""
         try:
             with self._deadline.within(budget.launch_until):
                 verified = self._read_membership(action)
@@ -341,6 +342,9 @@ class LifecycleService:
         refusal = verify(action, self._settings.group_name, verified.membership)
         if refusal is None:
             return verified
+        if refusal.early:
+            self._log.warning("event ahead of its wait: it comes back", extra={"rejected_because": refusal.reason})
+            return Outcome(Status.DEFERRED, reason=refusal.reason)
         if refusal.stray:
             self._metrics.count(Metric.EVENTS_REJECTED)
             self._log.error("rejected event: %s", refusal.reason, extra={"rejected_because": refusal.reason})
@@ -349,7 +353,11 @@ class LifecycleService:
         self._log.warning("refused event: %s", refusal.reason, extra={"rejected_because": refusal.reason})
         return Outcome(Status.NOT_WAITING, reason=refusal.reason)
 
-    def _unverified(self, action: LifecycleAction, budget: Budget, error: Exception, reason: str) -> Outcome:
+    def _unverified(self, action: LifecycleAction, budget: Budget, error: LifecycleFailure, reason: str) -> Outcome:
+        if action.token is None:
+            # By instance id, a completion would take whichever of our hooks the event names: not unverified.
+            self._log.error("could not verify the instance, and the event has no token: nothing completed")
+            raise error
         launching = action.transition is Transition.LAUNCHING
         result = self._settings.failure_result if launching else LifecycleResult.CONTINUE
         self._log.error(
@@ -364,17 +372,22 @@ class LifecycleService:
     def _read_membership(self, action: LifecycleAction) -> _Verified:
         """Where Auto Scaling has the event's instance. A launch whose strategy ranks the group's waiting launches
         (static) reads the group's listing, which it needs anyway: one Auto Scaling call for both. An instance the
-        listing does not have is asked for alone, so that a refusal says where it is."""
+        listing does not show waiting is asked for alone, so that a refusal rests on its own record and says where
+        it is."""
         if action.group != self._settings.group_name:
             return _Verified(None)  # refused without asking AWS
         if action.transition is Transition.LAUNCHING and self._strategy.ranks_by_group:
             listing = self._autoscaling.group_instances(self._settings.group_name)
-            found = next((i for i in listing if i.instance_id == action.instance_id), None)
+            expected = waiting_states(action)
+            found = next(
+                (i for i in listing if i.instance_id == action.instance_id and i.lifecycle_state in expected), None
+            )
             if found is not None:
                 membership = Membership(
                     found.instance_id, self._settings.group_name, found.availability_zone, found.lifecycle_state
                 )
                 return _Verified(membership, tuple(listing))
+        # A refusal is decided on the instance's own record (a listing may lag, or show it twice during a move).
         return _Verified(self._membership(action))
 
     def _membership(self, action: LifecycleAction) -> Membership | None:
@@ -840,11 +853,17 @@ class LifecycleService:
         """
         left: list[str] = []
         try:
-            owned = self._ec2.owned_enis(self._settings.owner, instance_id)
+            listed = self._ec2.owned_enis(self._settings.owner, instance_id)
         except MultusIpamError as error:
             # The action must still be completed; the caller reports what could not be checked.
             self._log.error("could not list our ENIs to release them", extra={"error": str(error)})
             return [f"(unknown: listing ENIs of {instance_id} failed: {error})"]
+        # Only in the Multus subnets: an owner tag alone proves nothing (anyone who may tag an ENI can set it), and
+        # the role may change no ENI elsewhere.
+        owned = [eni for eni in listed if eni.subnet_id in self._settings.subnet_ids]
+        if len(owned) < len(listed):
+            outside = sorted(eni.eni_id for eni in listed if eni.subnet_id not in self._settings.subnet_ids)
+            self._log.warning("ENIs with our tags outside the Multus subnets: left alone", extra={"enis": outside})
         owned, unconfirmed = self._with_known(owned, known, budget)
         left.extend(unconfirmed)
         for eni in owned:

@@ -20,7 +20,7 @@ Best effort: a failure is logged, never raised, and the next run tries again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -64,6 +64,7 @@ class OrphanSweep:
         self,
         *,
         owner: str,
+        subnet_ids: Collection[str],
         min_age_seconds: float,
         ec2: Ec2,
         clock: Clock,
@@ -71,6 +72,7 @@ class OrphanSweep:
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self._owner = owner
+        self._subnet_ids = frozenset(subnet_ids)
         self._min_age = timedelta(seconds=min_age_seconds)
         self._ec2 = ec2
         self._clock = clock
@@ -78,11 +80,20 @@ class OrphanSweep:
         self._log = logger or logging.getLogger(__name__)
 
     def run(self, until: datetime | None = None) -> SweepResult:
-        """One sweep; stops deleting once ``until`` has passed. Never raises our errors."""
+        """One sweep; stops deleting once ``until`` has passed. Never raises our errors.
+
+        Only ENIs in the Multus subnets: the role may delete no other (an owner tag alone proves nothing: anyone
+        who may tag an ENI can set it), and one that cannot be deleted does not stop the others."""
         deleted: list[str] = []
         kept = 0
         try:
-            candidates = self._ec2.detached_enis(self._owner)
+            listed = self._ec2.detached_enis(self._owner)
+            candidates = [eni for eni in listed if eni.subnet_id in self._subnet_ids]
+            if len(candidates) < len(listed):
+                outside = sorted(eni.eni_id for eni in listed if eni.subnet_id not in self._subnet_ids)
+                self._log.warning(
+                    "ENIs with our owner tag outside the Multus subnets: left alone", extra={"enis": outside}
+                )
             if not candidates:
                 return SweepResult()
             instance_ids = sorted({i for eni in candidates if (i := eni.tags.get(INSTANCE_TAG))})
@@ -99,7 +110,13 @@ class OrphanSweep:
                 if until is not None and self._clock.now() >= until:
                     self._log.info("orphan sweep out of time: the next run goes on", extra={"left": eni.eni_id})
                     break
-                self._ec2.delete_eni(eni.eni_id)
+                try:
+                    self._ec2.delete_eni(eni.eni_id)
+                except MultusIpamError as error:
+                    self._log.warning(
+                        "could not delete an orphaned ENI", extra={"eni": eni.eni_id, "error": str(error)}
+                    )
+                    continue
                 deleted.append(eni.eni_id)
                 if self._on_release is not None:
                     self._on_release()

@@ -124,6 +124,7 @@ class Reconciler:
         """(instance id, lifecycle state) -> when this execution environment first saw it waiting so."""
         self.orphans = OrphanSweep(
             owner=settings.owner,
+            subnet_ids=settings.subnet_ids,
             min_age_seconds=settings.orphan_min_age_seconds,
             ec2=ec2,
             clock=clock,

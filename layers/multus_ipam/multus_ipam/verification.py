@@ -2,21 +2,25 @@
 
 An event is caller data. The EventBridge rule forwards only Auto Scaling's own events, but whoever may invoke the
 function (or send to its queue, or a mistaken rule) could otherwise hand it any instance of the account. So a
-lifecycle action is carried out only for an instance that Auto Scaling itself reports (DescribeAutoScalingInstances)
-in the group this function serves, waiting in the state of this very transition:
+lifecycle action is carried out only for an instance that Auto Scaling itself reports (DescribeAutoScalingInstances,
+or for a static launch the group's listing) in the group this function serves, waiting in the state of this very
+transition:
 
 - a launch into the group waits in ``Pending:Wait``; a launch into the warm pool in ``Warmed:Pending:Wait``;
-- a termination waits in ``Terminating:Wait`` (also on its way back to the warm pool), or
-  ``Warmed:Terminating:Wait`` when it starts in the pool.
+- a termination from the group waits in ``Terminating:Wait`` (also on its way back to the warm pool), one from the
+  warm pool (``Origin: WarmPool``) in ``Warmed:Terminating:Wait``.
 
-Anything else is refused before anything is changed. Two kinds, because they mean different things to an operator:
+Anything else is refused before anything is changed. Three kinds, because they mean different things:
 
-- **stray**: the instance is not ours at all (another group's, in no group, gone), or the event names another
-  group. Nothing Auto Scaling sends us looks like this: a misrouted rule or a forged event. The event is kept
-  for an operator (it ends in the dead-letter queue).
-- **not waiting**: the instance is ours but does not wait for this transition: most often a late redelivery of
-  an action that was completed already (SQS delivers at least once), else an event for another action (a
-  terminate for a node in service, a launch token replayed). Nothing to do, and nothing to keep.
+- **stray**: the instance is another group's, or the event names another group. Nothing Auto Scaling sends us
+  looks like this: a misrouted rule or a forged event. The event is kept for an operator (it ends in the
+  dead-letter queue).
+- **not waiting**: the instance does not wait for this transition: most often a late redelivery of an action that
+  was completed already (SQS delivers at least once; a terminated or abandoned instance is in no group any more),
+  else an event for another action (a terminate for a node in service, a launch token replayed). Nothing to do,
+  and nothing to keep.
+- **not waiting yet**: the instance is in the state just before this transition's wait (``Pending`` before
+  ``Pending:Wait``): a read that lags the event. The event comes back.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ LAUNCH_WAITING_STATES = frozenset({"Pending", "Pending:Wait", "Warmed:Pending", 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why an event's action is not carried out; ``stray``: the instance (or the event's group) is not ours."""
+    """Why an event's action is not carried out. ``stray``: the instance (or the event's group) is not ours;
+    ``early``: the instance is about to wait for this transition (ask again later)."""
 
     reason: str
     stray: bool
+    early: bool = False
 
 
 def verify(action: LifecycleAction, group: str, membership: Membership | None) -> Refusal | None:
@@ -49,17 +55,22 @@ def verify(action: LifecycleAction, group: str, membership: Membership | None) -
             stray=True,
         )
     if membership is None:
-        return Refusal(f"instance {instance} is in no Auto Scaling group (or does not exist)", stray=True)
+        # What a redelivery finds once its instance is terminated (a termination done, a launch abandoned).
+        return Refusal(
+            f"instance {instance} is in no Auto Scaling group: terminated, or never one of ours", stray=False
+        )
     if membership.group != group:
         return Refusal(f"instance {instance} is in group {membership.group!r}, not {group!r}", stray=True)
     expected = waiting_states(action)
-    if membership.lifecycle_state not in expected:
-        return Refusal(
-            f"instance {instance} is {membership.lifecycle_state}, not waiting for this {_what(action)} "
-            f"({' or '.join(sorted(expected))})",
-            stray=False,
-        )
-    return None
+    if membership.lifecycle_state in expected:
+        return None
+    early = membership.lifecycle_state in {state.removesuffix(":Wait") for state in expected}
+    return Refusal(
+        f"instance {instance} is {membership.lifecycle_state}, not waiting for this {_what(action)}"
+        f"{' yet' if early else ''} ({' or '.join(sorted(expected))})",
+        stray=False,
+        early=early,
+    )
 
 
 def waiting_states(action: LifecycleAction) -> frozenset[str]:
@@ -67,13 +78,20 @@ def waiting_states(action: LifecycleAction) -> frozenset[str]:
 
     A launch into the warm pool waits in Warmed:Pending:Wait, a launch into the group (from EC2 or from the pool)
     in Pending:Wait, so a stale event of the first warm-pool action is recognised as done while the second one
-    waits. A termination waits in Terminating:Wait, or Warmed:Terminating:Wait when it starts in the pool.
+    waits. A termination waits in Terminating:Wait, or Warmed:Terminating:Wait when it starts in the pool (the
+    event's Origin says which; the reconciler's events, without one, accept both).
     """
     match action.transition:
         case Transition.LAUNCHING:
             return frozenset({"Warmed:Pending:Wait"} if action.into_warm_pool else {"Pending:Wait"})
         case Transition.TERMINATING:
-            return frozenset({"Terminating:Wait", "Warmed:Terminating:Wait"})
+            match action.origin:
+                case "WarmPool":
+                    return frozenset({"Warmed:Terminating:Wait"})
+                case "AutoScalingGroup":
+                    return frozenset({"Terminating:Wait"})
+                case _:  # the reconciler's events name no origin
+                    return frozenset({"Terminating:Wait", "Warmed:Terminating:Wait"})
         case _ as unreachable:
             assert_never(unreachable)
 
