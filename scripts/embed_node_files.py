@@ -1,4 +1,6 @@
-"""Copy node/* into template.yaml's NodeLaunchTemplate user data, where they are embedded verbatim.
+"""Copy node/* into template.yaml's NodeLaunchTemplate user data, where they are embedded as shipped: verbatim, but
+for the shell scripts' comment-only lines (EC2 takes at most 16 KB of user data; the comments stay in node/ for
+their readers, the shebang stays).
 
 The files are the one source (tests/node runs them); the template carries copies, as Fn::Sub variables of the
 user data (their values are not substituted, so the scripts' own ${...} stay as written).
@@ -29,6 +31,16 @@ KEY_INDENT = " " * 14
 BLOCK_INDENT = " " * 16
 
 
+def shipped(path: str) -> str:
+    """What the node gets of ``node/...``: a shell script without its comment-only lines (but the shebang), any
+    other file as it is."""
+    content = (ROOT / path).read_text()
+    if not content.startswith("#!"):
+        return content
+    lines = content.splitlines(keepends=True)
+    return lines[0] + "".join(line for line in lines[1:] if not line.lstrip().startswith("#"))
+
+
 def embed(template: str, variable: str, content: str) -> str:
     """``template`` with the block scalar of ``variable`` replaced by ``content``."""
     lines = template.splitlines(keepends=True)
@@ -50,7 +62,7 @@ def main() -> int:
     template = TEMPLATE.read_text()
     updated = template
     for variable, path in EMBEDDED.items():
-        updated = embed(updated, variable, (ROOT / path).read_text())
+        updated = embed(updated, variable, shipped(path))
     if updated != template:
         TEMPLATE.write_text(updated)
         print("template.yaml: node/ files embedded again")

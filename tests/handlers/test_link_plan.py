@@ -335,3 +335,56 @@ def test_given_the_deployed_entry_point_when_invoked_then_it_answers_through_the
     monkeypatch.setattr(app, "ENTRY", LinkPlanEntry())
     app.lambda_handler(request(response_url, "Create", subnets.ids), FakeContext())
     assert response_url.answer["Data"]["Plan"].endswith(f"{subnets.c}={AZ1}=multus1")
+
+
+def test_given_a_node_subnet_among_the_multus_subnets_when_created_then_failed_naming_it(
+    aws: LocalAWS, subnets: Subnets, response_url: ResponseUrl
+) -> None:
+    # The nodes' primary ENIs (and the VPC CNI's) are in their node subnet: a Multus link there would be theirs.
+    event = request(response_url, "Create", subnets.ids)
+    event["ResourceProperties"]["NodeSubnetIds"] = ["subnet-0aaaaaaaaaaaaaaaa", subnets.b]
+
+    handle(zones_on(aws), event)
+
+    answer = response_url.answer
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"].startswith(f"MultusSubnetIds: {subnets.b} also in NodeSubnetIds")
+
+
+def old_properties(subnet_ids: Sequence[str], names: str = "") -> dict[str, Any]:
+    return {"SubnetIds": list(subnet_ids), "InterfaceNames": names}
+
+
+def test_given_an_update_that_inserts_a_subnet_before_others_then_failed_naming_the_renames(
+    aws: LocalAWS, subnets: Subnets, response_url: ResponseUrl
+) -> None:
+    # Old nodes keep their links' names; a NAD's master would mean another subnet on the new nodes.
+    event = request(response_url, "Update", [subnets.c, subnets.a, subnets.b])
+    event["OldResourceProperties"] = old_properties([subnets.a, subnets.b])
+
+    handle(zones_on(aws), event)
+
+    answer = response_url.answer
+    assert answer["Status"] == "FAILED"
+    assert f"{subnets.a} multus0 -> multus1" in answer["Reason"]
+    assert "add subnets at the end of MultusSubnetIds, or pin the names in MultusInterfaceNames" in answer["Reason"]
+
+
+@pytest.mark.parametrize(
+    ("new_order", "names"),
+    [(("a", "b", "c"), ""), (("c", "a", "b"), "{a}=multus0,{c}=multus1")],
+    ids=["appended", "reordered-but-pinned"],
+)
+def test_given_an_update_that_keeps_every_existing_name_then_success(
+    aws: LocalAWS, subnets: Subnets, response_url: ResponseUrl, new_order: tuple[str, ...], names: str
+) -> None:
+    ids = [getattr(subnets, letter) for letter in new_order]
+    event = request(response_url, "Update", ids, names.format(a=subnets.a, c=subnets.c))
+    event["OldResourceProperties"] = old_properties([subnets.a, subnets.b])
+
+    handle(zones_on(aws), event)
+
+    answer = response_url.answer
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert f"{subnets.a}={AZ1}=multus0" in answer["Data"]["Plan"]
+    assert f"{subnets.b}={AZ2}=multus0" in answer["Data"]["Plan"]

@@ -234,6 +234,11 @@ class Node:
         return self.root / "etc/eks-multus-ipam/links.plan"
 
     @property
+    def ready_file(self) -> Path:
+        """multus-links-wait's once-per-boot marker (/run/eks-multus-ipam/links-ready on a node)."""
+        return self.root / "run/eks-multus-ipam/links-ready"
+
+    @property
     def commands_log(self) -> Path:
         return self.root / "commands.log"
 
@@ -278,6 +283,7 @@ def script_env(node: Node, netns: NodeNetns, imds: LocalImds, **overrides: str) 
         "MULTUS_SYSTEMCTL": str(node.root / "bin" / "systemctl"),
         "MULTUS_LINKS_WAIT_SECONDS": "0",
         "MULTUS_LINKS_POLL_SECONDS": "0.01",
+        "MULTUS_LINKS_READY_FILE": str(node.ready_file),
     }
     env.update(overrides)
     return env

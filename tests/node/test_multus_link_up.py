@@ -21,8 +21,8 @@ def test_given_a_multus_eni_named_ens6_when_run_then_it_is_renamed_multus0_and_u
     assert links["multus0"].mac == mac
     assert links["multus0"].up
     files = node.files()
-    assert files["10-multus-multus0.link"].endswith(f"[Match]\nMACAddress={mac}\n\n[Link]\nName=multus0\n")
-    assert files["10-multus-multus0.network"].endswith(f"[Match]\nMACAddress={mac}\n\n[Link]\nUnmanaged=yes\n")
+    assert files["10-multus-multus0.link"].endswith(f"[Match]\nPermanentMACAddress={mac}\n\n[Link]\nName=multus0\n")
+    assert files["10-multus-multus0.network"].endswith(f"[Match]\nPermanentMACAddress={mac}\n\n[Link]\nUnmanaged=yes\n")
     assert (node.link_dir / "10-multus-multus0.link").exists()
     assert (node.network_dir / "10-multus-multus0.network").exists()
     assert node.commands() == [
@@ -129,7 +129,7 @@ def test_given_imds_that_never_knows_the_mac_when_run_then_it_fails_after_its_at
     result = run(LINK_UP, "ens6", env=script_env(node, netns, imds, MULTUS_IMDS_ATTEMPTS="3"))
 
     assert result.returncode == 1
-    assert "ens6 (02:00:00:aa:bb:cc): IMDS did not give its subnet after 3 attempts" in result.stderr
+    assert "ens6 (02:00:00:aa:bb:cc): IMDS did not give its subnet and device number after 3 attempts" in result.stderr
     assert imds_statuses(imds, "/subnet-id") == [404, 404, 404]
     assert set(netns.links()) == {"ens6"}
 
@@ -170,4 +170,52 @@ def test_given_no_link_plan_when_run_then_it_fails_saying_so(
 
     assert result.returncode == 1
     assert f"no link plan at {node.plan}" in result.stderr
+    assert set(netns.links()) == {"ens6"}
+
+
+def test_given_a_plan_listing_the_node_subnet_when_run_on_the_primary_then_it_is_left_alone(
+    world: World, netns: NodeNetns, imds: LocalImds, node: Node
+) -> None:
+    # A node subnet listed as a Multus subnet by mistake must not rename and strip the node's own interface.
+    node.plan.write_text(f"{world.subnets['node']}=eu-west-1a=multus9 {world.plan_text()}\n")
+    netns.add_eni("ens5", world.first.macs["primary"], up=True)
+    netns.run("addr", "add", "10.0.0.10/24", "dev", "ens5")
+
+    result = run(LINK_UP, "ens5", env=script_env(node, netns, imds))
+
+    assert result.returncode == 0, result.stderr
+    assert "is the primary ENI (device 0): left alone" in result.stderr
+    assert set(netns.links()) == {"ens5"}
+    assert "10.0.0.10/24" in netns.run("-o", "addr", "show", "dev", "ens5").stdout
+    assert node.files() == {}
+
+
+def test_given_the_subnets_link_already_claimed_by_another_eni_when_run_then_it_is_refused_untouched(
+    world: World, netns: NodeNetns, imds: LocalImds, node: Node
+) -> None:
+    # Two ENIs of one node in one Multus subnet: the second must not take the name or the first one's files.
+    node.link_dir.mkdir(parents=True, exist_ok=True)
+    claim = node.link_dir / "10-multus-multus0.link"
+    claim.write_text("[Match]\nPermanentMACAddress=02:00:00:00:00:99\n\n[Link]\nName=multus0\n")
+    netns.add_eni("ens6", world.first.macs["a"])
+
+    result = run(LINK_UP, "ens6", env=script_env(node, netns, imds))
+
+    assert result.returncode == 1
+    assert "whose link multus0 is the ENI 02:00:00:00:00:99 already: two ENIs in one Multus subnet" in result.stderr
+    assert set(netns.links()) == {"ens6"}
+    assert "02:00:00:00:00:99" in claim.read_text()
+
+
+def test_given_a_hand_written_plan_with_a_bad_name_when_run_then_it_is_refused_untouched(
+    world: World, netns: NodeNetns, imds: LocalImds, node: Node
+) -> None:
+    node.plan.write_text(f"{world.subnets['a']}=eu-west-1a=../evil\n")
+    netns.add_eni("ens6", world.first.macs["a"])
+
+    result = run(LINK_UP, "ens6", env=script_env(node, netns, imds))
+
+    assert result.returncode == 1
+    assert "'../evil', is not a valid interface name" in result.stderr
+    assert node.files() == {}
     assert set(netns.links()) == {"ens6"}

@@ -123,3 +123,30 @@ def test_given_failure_result_continue_when_the_bound_passes_then_kubelet_starts
         "Multus links not ready after 0 s: multus1 (absent); kubelet starts without them "
         "(MULTUS_LINKS_ON_TIMEOUT=start-kubelet)"
     ) in result.stderr
+
+
+def test_given_the_links_were_up_once_this_boot_when_kubelet_restarts_then_it_does_not_wait_again(
+    world: World, netns: NodeNetns, imds: LocalImds, node: Node
+) -> None:
+    # A Multus link that goes away later is a Multus problem: it must not keep kubelet (every pod) off the node.
+    _links_up(world, netns, imds, node)
+    assert run(LINKS_WAIT, env=script_env(node, netns, imds)).returncode == 0
+    assert node.ready_file.exists()
+    netns.run("link", "set", "multus1", "down")
+
+    result = run(LINKS_WAIT, env=script_env(node, netns, imds, MULTUS_LINKS_WAIT_SECONDS="1"))
+
+    assert result.returncode == 0, result.stderr
+    assert "the Multus links were up once this boot: not waiting again" in result.stderr
+
+
+def test_given_a_wait_that_failed_then_no_marker_and_the_next_start_waits_again(
+    world: World, netns: NodeNetns, imds: LocalImds, node: Node
+) -> None:
+    netns.add_eni("ens6", world.first.macs["a"])
+    assert run(LINK_UP, "ens6", env=script_env(node, netns, imds)).returncode == 0
+
+    failed = run(LINKS_WAIT, env=script_env(node, netns, imds, MULTUS_LINKS_WAIT_SECONDS="1"))
+
+    assert failed.returncode == 1
+    assert not node.ready_file.exists()

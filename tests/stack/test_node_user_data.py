@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from scripts.embed_node_files import EMBEDDED
+from scripts.embed_node_files import EMBEDDED, shipped
 from tests.stack.template import resolve, resource, template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def heredocs(script: str) -> dict[str, str]:
 def test_given_the_template_when_reading_the_embedded_node_files_then_each_equals_its_file() -> None:
     _, variables = _user_data()
     for variable, path in EMBEDDED.items():
-        assert variables[variable] == (ROOT / path).read_text(), (
+        assert variables[variable] == shipped(path), (
             f"template.yaml's {variable} differs from {path}: run .venv/bin/python scripts/embed_node_files.py"
         )
 
@@ -75,7 +75,7 @@ def test_given_the_rendered_user_data_when_reading_its_heredocs_then_each_file_i
     files = heredocs(shell_part(rendered()))
     assert set(files) == set(INSTALLED)
     for installed, path in INSTALLED.items():
-        assert files[installed] == (ROOT / path).read_text(), installed
+        assert files[installed] == shipped(path), installed
         assert "\nMULTUS_EOF\n" not in (ROOT / path).read_text()
 
 

@@ -35,7 +35,7 @@ from aws_lambda_powertools import Logger
 from multus_ipam.aws.clients import retry_config
 from multus_ipam.aws.ec2 import Ec2Adapter
 from multus_ipam.errors import SubnetMisconfigured
-from multus_ipam.links import LinkPlanError, parse_interface_names, plan_links, render_plan
+from multus_ipam.links import LinkPlanError, PlannedLink, parse_interface_names, plan_links, render_plan
 from multus_ipam.observability import make_logger
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 LINK_PLAN_IAM_ACTIONS = frozenset({"ec2:DescribeSubnets"})
 PHYSICAL_RESOURCE_ID = "multus-link-plan"
 #: The watchdog answers FAILED this long before the function's timeout if nothing was answered by then.
-WATCHDOG_MARGIN_SECONDS = 10.0
+WATCHDOG_MARGIN_SECONDS = 40.0
 #: CloudFormation takes a response body of at most 4096 bytes; the Reason is cut well below that.
 MAX_REASON_LENGTH = 1000
 #: botocore attempts for DescribeSubnets (5xx, throttling); the watchdog bounds the whole anyway.
@@ -98,16 +98,51 @@ def decide(event: Mapping[str, Any], zones: SubnetZones) -> Answer:
     subnet_ids = _subnet_ids(properties.get("SubnetIds"))
     if not subnet_ids:
         return Answer(Status.FAILED, "SubnetIds: no Multus subnet given")
+    node_subnets = set(_subnet_ids(properties.get("NodeSubnetIds")))
+    if shared := [subnet_id for subnet_id in subnet_ids if subnet_id in node_subnets]:
+        return Answer(
+            Status.FAILED,
+            f"MultusSubnetIds: {', '.join(shared)} also in NodeSubnetIds: the nodes' own ENIs (the primary, the VPC "
+            "CNI's) are there, so a Multus subnet must be a subnet of its own",
+        )
     try:
         names = parse_interface_names(str(properties.get("InterfaceNames") or ""), subnet_ids)
         try:
             found = zones(subnet_ids)
         except SubnetMisconfigured as error:
             raise LinkPlanError(str(error).replace("MULTUS_SUBNET_IDS: ", "MultusSubnetIds: ", 1)) from error
-        plan = render_plan(plan_links(subnet_ids, found, names))
+        planned = plan_links(subnet_ids, found, names)
+        if request_type == "Update":
+            _refuse_renames(event.get("OldResourceProperties") or {}, planned, found, zones)
     except LinkPlanError as error:
         return Answer(Status.FAILED, str(error))
-    return Answer(Status.SUCCESS, f"planned {len(subnet_ids)} Multus links", {"Plan": plan})
+    return Answer(Status.SUCCESS, f"planned {len(subnet_ids)} Multus links", {"Plan": render_plan(planned)})
+
+
+def _refuse_renames(
+    old: Mapping[str, Any], planned: Sequence[PlannedLink], found: Mapping[str, str], zones: SubnetZones
+) -> None:
+    """An update must not give a subnet's link another name: nodes launched before keep the old one, and a NAD's
+    master names one link for all. Subnets added at the end of MultusSubnetIds, or named in MultusInterfaceNames,
+    keep every existing name; an old plan that no longer resolves (a subnet deleted since) has nothing to keep."""
+    old_ids = _subnet_ids(old.get("SubnetIds"))
+    try:
+        missing = [subnet_id for subnet_id in old_ids if subnet_id not in found]
+        old_zones = {**found, **(zones(missing) if missing else {})}
+        before = plan_links(old_ids, old_zones, parse_interface_names(str(old.get("InterfaceNames") or ""), old_ids))
+    except (LinkPlanError, SubnetMisconfigured):
+        return
+    names = {link.subnet_id: link.name for link in before}
+    renamed = [
+        f"{link.subnet_id} {names[link.subnet_id]} -> {link.name}"
+        for link in planned
+        if names.get(link.subnet_id, link.name) != link.name
+    ]
+    if renamed:
+        raise LinkPlanError(
+            f"this update renames Multus links ({'; '.join(renamed)}) while nodes launched before keep the old "
+            "names: add subnets at the end of MultusSubnetIds, or pin the names in MultusInterfaceNames"
+        )
 
 
 def _subnet_ids(value: object) -> list[str]:
