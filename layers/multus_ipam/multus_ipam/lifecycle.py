@@ -355,7 +355,8 @@ class LifecycleService:
 
     def _unverified(self, action: LifecycleAction, budget: Budget, error: LifecycleFailure, reason: str) -> Outcome:
         if action.token is None:
-            # By instance id, a completion would take whichever of our hooks the event names: not unverified.
+            # By instance id, a completion would complete whichever of our hooks the event names: only a token,
+            # which Auto Scaling binds to one action, may be trusted without the verification.
             self._log.error("could not verify the instance, and the event has no token: nothing completed")
             raise error
         launching = action.transition is Transition.LAUNCHING
