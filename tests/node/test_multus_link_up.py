@@ -142,7 +142,7 @@ def test_given_the_planned_name_taken_by_another_link_when_run_then_it_fails_wit
 
     result = run(LINK_UP, "ens6", env=script_env(node, netns, imds))
 
-    assert result.returncode == 1
+    assert result.returncode == 2, "refused for good: the unit does not restart"
     assert "another link is already named multus0: not renamed" in result.stderr
     assert netns.links()["multus0"].mac == "02:00:00:aa:bb:cc"
     assert "ens6" in netns.links()
@@ -201,7 +201,7 @@ def test_given_the_subnets_link_already_claimed_by_another_eni_when_run_then_it_
 
     result = run(LINK_UP, "ens6", env=script_env(node, netns, imds))
 
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "whose link multus0 is the ENI 02:00:00:00:00:99 already: two ENIs in one Multus subnet" in result.stderr
     assert set(netns.links()) == {"ens6"}
     assert "02:00:00:00:00:99" in claim.read_text()
@@ -215,7 +215,7 @@ def test_given_a_hand_written_plan_with_a_bad_name_when_run_then_it_is_refused_u
 
     result = run(LINK_UP, "ens6", env=script_env(node, netns, imds))
 
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "'../evil', is not a valid interface name" in result.stderr
     assert node.files() == {}
     assert set(netns.links()) == {"ens6"}

@@ -173,3 +173,14 @@ def test_given_the_user_data_when_reading_its_order_then_the_drop_in_is_loaded_b
     existing = script.index('systemctl start --no-block "multus-link-up@$(basename "$dev").service"')
     assert drop_in < reload < existing
     assert "systemctl restart --no-block kubelet.service" in script  # if kubelet was started before us
+
+
+def test_given_a_refusal_for_good_when_the_unit_reads_its_exit_status_then_it_does_not_restart() -> None:
+    # multus-link-up exits 2 when restarting changes nothing (tests/node: a name taken, a second ENI in one subnet,
+    # an invalid name), 1 when a later run may succeed (IMDS): only the latter is restarted.
+    unit = (ROOT / "node/multus-link-up@.service").read_text()
+    assert "Restart=on-failure" in unit
+    assert "RestartPreventExitStatus=2" in unit.splitlines()
+    script = (ROOT / "node/multus-link-up").read_text()
+    assert "exit 2" in script
+    assert "2: refused for good (the unit does not restart)" in script
