@@ -63,7 +63,6 @@ class Mode:
     function: FunctionMode
     spec: Spec
     env: Callable[[Scenario, dict[str, IPv4Network]], dict[str, str]]
-    pod_range: Callable[[IPv4Network], IPv4Network]
     show_failure: bool = False
     show_lost_event: bool = False
 
@@ -72,8 +71,24 @@ def _subnets(scenario: Scenario) -> list[str]:
     return [s for az in scenario.azs for s in scenario.multus_subnets[az]]
 
 
+def worker_bound(network: IPv4Network) -> IPv4Address:
+    """The split the docs recommend (README "Subnet plan"; tests/plan/test_recommended_split.py holds them to
+    it): workers take the bottom quarter of each Multus subnet (.4 to .63 of a /24) ..."""
+    return network[network.num_addresses // 4 - 1]
+
+
+def pod_ranges(network: IPv4Network) -> tuple[IPv4Network, ...]:
+    """... and pods the rest (.64 to .254): in cidr-reservation mode the second quarter and the top half, as
+    explicit reservations (.64/26 and .128/25 of a /24). Both modes give one and the same whereabouts block."""
+    return (list(network.subnets(new_prefix=network.prefixlen + 2))[1], list(network.subnets(prefixlen_diff=1))[1])
+
+
+def _in_pod_range(address: IPv4Address, network: IPv4Network) -> bool:
+    return any(address in pods for pods in pod_ranges(network))
+
+
 def _static_env(scenario: Scenario, cidrs: dict[str, IPv4Network]) -> dict[str, str]:
-    bounds = ",".join(f"{s}={cidrs[s][191]}" for s in _subnets(scenario))  # workers up to .191, pods .192/26
+    bounds = ",".join(f"{s}={worker_bound(cidrs[s])}" for s in _subnets(scenario))
     return _common_env(scenario) | {"WORKER_IP_UPPER_BOUNDS": bounds}
 
 
@@ -96,9 +111,8 @@ def _common_env(scenario: Scenario) -> dict[str, str]:
     }
 
 
-def _pods_top_quarter(network: IPv4Network) -> IPv4Network:
-    return list(network.subnets(new_prefix=network.prefixlen + 2))[-1]
-
+#: The cidr-reservation group's Multus subnets (per AZ), in a VPC of their own.
+CIDR_MODE_MULTUS_CIDRS = (("10.1.64.0/24", "10.1.65.0/24"), ("10.1.66.0/24", "10.1.67.0/24"))
 
 MODES = (
     Mode(
@@ -111,7 +125,6 @@ MODES = (
             heartbeat_timeout=HOOK_HEARTBEAT_TIMEOUT_SECONDS,
         ),
         env=_static_env,
-        pod_range=_pods_top_quarter,
         show_failure=True,
         show_lost_event=True,
     ),
@@ -125,11 +138,12 @@ MODES = (
             heartbeat_timeout=HOOK_HEARTBEAT_TIMEOUT_SECONDS,
             vpc_cidr="10.1.0.0/16",
             primary_cidrs=("10.1.0.0/20", "10.1.16.0/20"),
-            multus_cidrs=(("10.1.64.0/24", "10.1.65.0/24"), ("10.1.66.0/24", "10.1.67.0/24")),
-            explicit_reservations=("10.1.64.192/26", "10.1.65.192/26", "10.1.66.192/26", "10.1.67.192/26"),
+            multus_cidrs=CIDR_MODE_MULTUS_CIDRS,
+            explicit_reservations=tuple(
+                str(pods) for az in CIDR_MODE_MULTUS_CIDRS for cidr in az for pods in pod_ranges(IPv4Network(cidr))
+            ),
         ),
         env=_cidr_env,
-        pod_range=_pods_top_quarter,
     ),
 )
 
@@ -346,7 +360,7 @@ def show_workers(aws: LocalAWS, scenario: Scenario, owner: str) -> None:
         )
 
 
-def subnet_map(aws: LocalAWS, subnet_id: str, network: IPv4Network, pod_range: IPv4Network) -> None:
+def subnet_map(aws: LocalAWS, subnet_id: str, network: IPv4Network) -> None:
     """One character per address: r AWS-reserved, W worker ENI, p pod range, . free (rows of 64)."""
     ec2 = aws.client("ec2")
     enis = ec2.describe_network_interfaces(Filters=[{"Name": "subnet-id", "Values": [subnet_id]}])["NetworkInterfaces"]
@@ -358,12 +372,13 @@ def subnet_map(aws: LocalAWS, subnet_id: str, network: IPv4Network, pod_range: I
         if value - first < 4 or value == last:
             cells.append("r")
         elif address in used:
-            cells.append("W" if address not in pod_range else "!")
-        elif address in pod_range:
+            cells.append("W" if not _in_pod_range(address, network) else "!")
+        elif _in_pod_range(address, network):
             cells.append("p")
         else:
             cells.append(".")
-    print(f"    {subnet_id} {network}  (r AWS-reserved, W worker, p pod range {pod_range}, . free, ! conflict)")
+    pods = " + ".join(map(str, pod_ranges(network)))
+    print(f"    {subnet_id} {network}  (r AWS-reserved, W worker, p pod range {pods}, . free, ! conflict)")
     for row in range(0, len(cells), 64):
         print(f"      .{row:<3} {''.join(cells[row : row + 64])}")
 
@@ -387,9 +402,13 @@ def run_mode(aws: LocalAWS, number: int, mode: Mode) -> list[str]:
             + ", ".join(f"{s} {cidrs[s]} (link {names[s]})" for s in scenario.multus_subnets[az])
         )
     if "WORKER_IP_UPPER_BOUNDS" in env:
-        print("   workers may take .4 to .191 of each subnet (WORKER_IP_UPPER_BOUNDS); pods get .192/26 (whereabouts)")
+        print(
+            "   workers may take .4 to .63 of each subnet (WORKER_IP_UPPER_BOUNDS); pods get .64 to .254 (whereabouts)"
+        )
     else:
-        print("   each subnet has an explicit CIDR reservation .192/26 for the pods; EC2 never assigns from it")
+        print(
+            "   each subnet has explicit CIDR reservations .64/26 and .128/25 for the pods; EC2 never assigns from them"
+        )
     show_burst(stage)
     show_redelivery(stage, next(iter(stage.intake.bridge.sent.values())))
     show_scale_in(stage)
@@ -553,10 +572,10 @@ def scale_back(stage: Stage) -> None:
 
 def show_leak_check(stage: Stage) -> None:
     """The subnet map, then every ENI of ours: attached to a worker, outside the pod ranges."""
-    aws, scenario, cidrs, pod_range = stage.aws, stage.scenario, stage.cidrs, stage.mode.pod_range
+    aws, scenario, cidrs = stage.aws, stage.scenario, stage.cidrs
     first_subnet = scenario.multus_subnets[scenario.azs[0]][0]
     print()
-    subnet_map(aws, first_subnet, cidrs[first_subnet], pod_range(cidrs[first_subnet]))
+    subnet_map(aws, first_subnet, cidrs[first_subnet])
     ours = aws.client("ec2").describe_network_interfaces(
         Filters=[{"Name": f"tag:{OWNER_TAG}", "Values": [stage.owner]}]
     )
@@ -565,7 +584,7 @@ def show_leak_check(stage: Stage) -> None:
     in_pod_range = [
         e["PrivateIpAddress"]
         for e in ours["NetworkInterfaces"]
-        if IPv4Address(e["PrivateIpAddress"]) in pod_range(cidrs[e["SubnetId"]])
+        if _in_pod_range(IPv4Address(e["PrivateIpAddress"]), cidrs[e["SubnetId"]])
     ]
     outcomes = [r.result for r in aws.lifecycle.results if r.group == stage.group]
     workers = 4

@@ -101,17 +101,17 @@ def test_the_sidecar_has_a_startup_probe_on_its_ready_file_in_an_emptydir_and_me
     assert manager["resources"]["limits"]["memory"] == "160Mi"
 
 
-def test_the_network_attachment_is_ipvlan_on_multus0_with_a_pod_range_at_the_top_of_the_subnet() -> None:
+def test_the_network_attachment_is_ipvlan_on_multus0_with_the_pods_above_the_workers() -> None:
     # multus0: the stable name the node's user data gives the first Multus subnet's link of its AZ (node/).
+    # The block itself is the plan command's for the recommended split: tests/plan/test_recommended_split.py.
     config = json.loads(_load("network-attachment-definition.yaml")["spec"]["config"])
     assert (config["type"], config["master"]) == ("ipvlan", "multus0")
     subnet = IPv4Network(config["ipam"]["range"])
     start, end = IPv4Address(config["ipam"]["range_start"]), IPv4Address(config["ipam"]["range_end"])
-    pod_range = IPv4Network("10.0.4.192/26")
     assert subnet == IPv4Network("10.0.4.0/24")
-    assert start == pod_range.network_address
+    assert start == IPv4Address("10.0.4.64")  # workers below, up to .63
     assert end < subnet.broadcast_address  # the last address is AWS-reserved
-    assert end in pod_range
+    assert "ipRanges" not in config["ipam"]
 
 
 def test_the_image_is_pinned_slim_non_root_and_its_requirements_match_the_repository_lock() -> None:

@@ -1,21 +1,41 @@
-"""The subnet plan (pure): ranges, capacities, conflicts and the whereabouts block; the CLI offline."""
+"""The subnet plan (pure): ranges, capacities, conflicts and the whereabouts block; the CLI offline, and the
+CLI's answers when a live subnet cannot be read (no network: botocore fails before sending, or is stubbed)."""
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
-from multus_ipam.__main__ import EXIT_CONFLICTS, EXIT_OK, EXIT_USAGE, main
-from multus_ipam.addressing import aws_reserved
-from multus_ipam.plan import AddressRange, ConflictKind, PlanError, PlanMode, SubnetPlan, plan_subnet
-from multus_ipam.ports import Attachment, Eni, Reservation
+from multus_ipam.__main__ import EXIT_CONFLICTS, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, main
+from multus_ipam.addressing import IPNetwork, aws_reserved
+from multus_ipam.aws.clients import retry_config
+from multus_ipam.aws.ec2 import Ec2Adapter
+from multus_ipam.plan import (
+    AddressRange,
+    ConflictKind,
+    Plan,
+    PlanError,
+    PlanMode,
+    SubnetPlan,
+    plan_networks,
+    plan_subnet,
+    render,
+)
+from multus_ipam.ports import Attachment, Ec2, Eni, Reservation
 from multus_ipam.settings import OWNER_TAG
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
 
 NET = IPv4Network("10.0.4.0/24")
 OURS = {OWNER_TAG: "stack-a"}
@@ -43,8 +63,30 @@ def explicit(cidr: str) -> Reservation:
     return Reservation(reservation_id="scr-1", cidr=ip_network(cidr), kind="explicit")
 
 
-def kinds(plan: SubnetPlan) -> list[ConflictKind]:
+def kinds(plan: SubnetPlan | Plan) -> list[ConflictKind]:
     return [c.kind for c in plan.conflicts]
+
+
+def ipam(plan: SubnetPlan | Plan) -> dict[str, Any]:
+    """The whereabouts block, which the plan must have."""
+    block = plan.whereabouts()
+    assert block is not None, "no whereabouts block"
+    return block
+
+
+def whereabouts_hands_out(entry: dict[str, Any]) -> set[int]:
+    """The addresses whereabouts may give a pod from one range entry, as its pkg/allocate does: the addresses of
+    ``range`` but its network and broadcast address, from ``range_start`` to ``range_end``, outside every CIDR of
+    ``exclude``. (Small ranges only: it enumerates.)"""
+    network = ip_network(entry["range"])
+    first = max(int(ip_network(entry["range_start"]).network_address), int(network.network_address) + 1)
+    last = min(int(ip_network(entry["range_end"]).network_address), int(network.broadcast_address) - 1)
+    excluded = [ip_network(cidr) for cidr in entry["exclude"]]
+    return {
+        value
+        for value in range(first, last + 1)
+        if not any(int(n.network_address) <= value <= int(n.broadcast_address) for n in excluded)
+    }
 
 
 def pod_addresses(plan: SubnetPlan) -> set[int]:
@@ -86,6 +128,24 @@ def test_given_the_bound_at_the_last_usable_address_when_planning_then_no_pod_ca
     plan = plan_subnet(NET, worker_bound=a("10.0.4.254"))
     assert plan.pod_ranges == ()
     assert kinds(plan) == [ConflictKind.NO_POD_CAPACITY]
+    assert plan.whereabouts() is None
+
+
+def test_given_nothing_left_for_pods_when_rendering_then_a_clear_message_and_no_block() -> None:
+    out = render(Plan((plan_subnet(NET, worker_bound=a("10.0.4.254")),)))
+    assert "no-pod-capacity: no address is left for pods in 10.0.4.0/24" in out
+    assert out.endswith("No whereabouts block: no address is left for pods in 10.0.4.0/24.\n")
+    assert "{" not in out
+    assert "ipRanges" not in out
+
+
+def test_given_every_pod_address_held_by_another_eni_when_planning_then_no_block() -> None:
+    plan = plan_subnet(
+        NET, pod_ranges=[IPv4Network("10.0.4.64/30")], enis=[eni("eni-09", *[f"10.0.4.{n}" for n in (64, 65, 66, 67)])]
+    )
+    assert plan.pod_capacity == 0
+    assert ConflictKind.NO_POD_CAPACITY in kinds(plan)
+    assert plan.whereabouts() is None
 
 
 @pytest.mark.parametrize("bound", ["10.0.5.10", "10.0.4.2", "10.0.4.255"])
@@ -117,21 +177,33 @@ def test_given_a_pod_range_when_planning_then_workers_are_everything_usable_outs
         AddressRange(a("10.0.4.128"), a("10.0.4.254")),
     )
     assert (plan.worker_capacity, plan.pod_capacity) == (60 + 127, 64)
-    assert plan.whereabouts()["range_start"] == "10.0.4.64"
-    assert plan.whereabouts()["range_end"] == "10.0.4.127"
+    assert ipam(plan)["range_start"] == "10.0.4.64"
+    assert ipam(plan)["range_end"] == "10.0.4.127"
 
 
-def test_given_a_pod_range_at_the_top_when_planning_then_the_broadcast_address_is_a_conflict_and_excluded() -> None:
+def test_given_a_pod_range_at_the_top_when_planning_then_the_broadcast_address_is_a_note_and_kept_out() -> None:
+    # The layout the docs used to recommend: the subnet's last address is AWS-reserved and inside the range.
     plan = plan_subnet(NET, pod_ranges=[IPv4Network("10.0.4.192/26")])
-    assert kinds(plan) == [ConflictKind.POD_RANGE_OVERLAPS_AWS_RESERVED]
-    assert plan.whereabouts()["exclude"] == ["10.0.4.255/32"]
+    assert plan.conflicts == ()
+    assert plan.notes == (
+        "10.0.4.255 (AWS-reserved) is inside the pod range 10.0.4.192 - 10.0.4.255: kept out of whereabouts",
+    )
+    assert (ipam(plan)["range_start"], ipam(plan)["range_end"], ipam(plan)["exclude"]) == (
+        "10.0.4.192",
+        "10.0.4.254",
+        [],
+    )
     assert plan.pod_capacity == 63
 
 
-def test_given_a_pod_range_at_the_bottom_when_planning_then_the_four_first_addresses_are_conflicts() -> None:
+def test_given_a_pod_range_at_the_bottom_when_planning_then_the_four_first_addresses_are_a_note_and_kept_out() -> None:
     plan = plan_subnet(NET, pod_ranges=[IPv4Network("10.0.4.0/27")])
-    assert kinds(plan) == [ConflictKind.POD_RANGE_OVERLAPS_AWS_RESERVED] * 4
-    assert plan.whereabouts()["exclude"] == ["10.0.4.0/30"]
+    assert plan.conflicts == ()
+    assert plan.notes == (
+        "10.0.4.0, 10.0.4.1, 10.0.4.2, 10.0.4.3 (AWS-reserved) are inside the pod range 10.0.4.0 - 10.0.4.31: "
+        "kept out of whereabouts",
+    )
+    assert (ipam(plan)["range_start"], ipam(plan)["exclude"]) == ("10.0.4.4", [])
 
 
 def test_given_overlapping_pod_ranges_when_planning_then_it_is_a_conflict() -> None:
@@ -139,20 +211,44 @@ def test_given_overlapping_pod_ranges_when_planning_then_it_is_a_conflict() -> N
     assert ConflictKind.POD_RANGES_OVERLAP in kinds(plan)
 
 
-def test_given_two_pod_ranges_when_rendering_whereabouts_then_ip_ranges_with_their_own_exclusions() -> None:
-    plan = plan_subnet(NET, pod_ranges=[IPv4Network("10.0.4.64/27"), IPv4Network("10.0.4.224/27")])
+def test_given_two_pod_ranges_when_rendering_whereabouts_then_one_range_with_the_gap_excluded() -> None:
+    # ipRanges would give every pod one address per entry: two IPv4 addresses. One range, the gap in exclude.
+    plan = plan_subnet(NET, pod_ranges=[IPv4Network("10.0.4.64/27"), IPv4Network("10.0.4.160/27")])
     assert plan.whereabouts() == {
         "type": "whereabouts",
-        "ipRanges": [
-            {"range": "10.0.4.0/24", "range_start": "10.0.4.64", "range_end": "10.0.4.95", "exclude": []},
-            {
-                "range": "10.0.4.0/24",
-                "range_start": "10.0.4.224",
-                "range_end": "10.0.4.255",
-                "exclude": ["10.0.4.255/32"],
-            },
+        "range": "10.0.4.0/24",
+        "range_start": "10.0.4.64",
+        "range_end": "10.0.4.191",
+        "exclude": ["10.0.4.96/27", "10.0.4.128/27"],
+    }
+
+
+def test_given_pod_ranges_given_out_of_order_with_reserved_and_held_addresses_then_one_range_excludes_them_all() -> (
+    None
+):
+    plan = plan_subnet(
+        NET,
+        pod_ranges=[IPv4Network("10.0.4.224/27"), IPv4Network("10.0.4.0/28"), IPv4Network("10.0.4.100/30")],
+        enis=[eni("eni-05", "10.0.4.20", "10.0.4.101")],
+    )
+    assert ipam(plan) == {
+        "type": "whereabouts",
+        "range": "10.0.4.0/24",
+        "range_start": "10.0.4.4",
+        "range_end": "10.0.4.254",
+        "exclude": [
+            "10.0.4.16/28",
+            "10.0.4.32/27",
+            "10.0.4.64/27",
+            "10.0.4.96/30",
+            "10.0.4.101/32",
+            "10.0.4.104/29",
+            "10.0.4.112/28",
+            "10.0.4.128/26",
+            "10.0.4.192/27",
         ],
     }
+    assert plan.pod_capacity == 12 + 3 + 31 == len(whereabouts_hands_out(ipam(plan)))
 
 
 def test_given_a_pod_range_outside_the_subnet_when_planning_then_plan_error() -> None:
@@ -194,7 +290,7 @@ def test_given_our_worker_inside_the_pod_range_when_planning_then_conflict_named
     assert kinds(plan) == [ConflictKind.WORKER_IN_POD_RANGE]
     assert "eni-01" in str(plan.conflicts[0])
     assert "i-0abc" in str(plan.conflicts[0])
-    assert plan.whereabouts()["exclude"] == ["10.0.4.70/32"]
+    assert ipam(plan)["exclude"] == ["10.0.4.70/32"]
     assert plan.pod_capacity == 190
 
 
@@ -207,7 +303,7 @@ def test_given_pod_addresses_on_our_worker_eni_when_planning_then_they_are_not_c
 def test_given_a_foreign_eni_in_the_pod_range_when_planning_then_address_in_use_conflict() -> None:
     plan = plan_subnet(NET, worker_bound=a("10.0.4.63"), enis=[eni("eni-02", "10.0.4.4", "10.0.4.100")])
     assert kinds(plan) == [ConflictKind.ADDRESS_IN_USE_IN_POD_RANGE]
-    assert plan.whereabouts()["exclude"] == ["10.0.4.100/32"]
+    assert ipam(plan)["exclude"] == ["10.0.4.100/32"]
 
 
 def test_given_another_stacks_eni_when_planning_with_an_owner_then_it_counts_as_foreign() -> None:
@@ -221,7 +317,7 @@ def test_given_another_stacks_eni_when_planning_with_an_owner_then_it_counts_as_
 def test_given_an_eni_prefix_in_the_pod_range_when_planning_then_conflict_and_prefix_excluded() -> None:
     plan = plan_subnet(NET, worker_bound=a("10.0.4.63"), enis=[eni("eni-04", "10.0.4.5", prefixes=("10.0.4.96/28",))])
     assert kinds(plan) == [ConflictKind.ADDRESS_IN_USE_IN_POD_RANGE]
-    assert plan.whereabouts()["exclude"] == ["10.0.4.96/28"]
+    assert ipam(plan)["exclude"] == ["10.0.4.96/28"]
 
 
 # --- IPv6 and properties -----------------------------------------------------------------------------------
@@ -258,6 +354,158 @@ def test_given_any_pod_range_then_pods_never_get_a_reserved_or_worker_address(
     assert len(pods) == plan.pod_capacity
 
 
+@st.composite
+def pod_range_sets(draw: st.DrawFn) -> tuple[IPv4Network, list[IPv4Network]]:
+    """A subnet of /22 to /28 and one to four disjoint pod ranges inside it, in any order."""
+    net = IPv4Network(f"10.0.0.0/{draw(st.integers(22, 28))}")
+    chosen: list[IPv4Network] = []
+    for _ in range(draw(st.integers(1, 4))):
+        size = draw(st.integers(max(net.prefixlen, 24), 32))
+        candidates = list(net.subnets(new_prefix=size))
+        candidate = candidates[draw(st.integers(0, len(candidates) - 1))]
+        if not any(candidate.overlaps(other) for other in chosen):
+            chosen.append(candidate)
+    return net, chosen
+
+
+@given(case=pod_range_sets(), held=st.lists(st.integers(0, 1023), max_size=6))
+def test_given_any_set_of_pod_ranges_then_one_whereabouts_range_hands_out_exactly_the_free_pod_addresses(
+    case: tuple[IPv4Network, list[IPv4Network]], held: list[int]
+) -> None:
+    net, pod_ranges = case
+    foreign = eni("eni-07", *(str(net[n % net.num_addresses]) for n in held)) if held else None
+    plan = plan_subnet(net, pod_ranges=pod_ranges, enis=[foreign] if foreign else [])
+    block = plan.whereabouts()
+    if plan.pod_capacity == 0:
+        assert block is None
+        return
+    assert block is not None
+    assert "ipRanges" not in block, "one family: one range, else every pod gets one address per entry"
+    assert block["range"] == str(net)
+    handed_out = whereabouts_hands_out(block)
+    in_pod_ranges = {v for r in pod_ranges for v in range(int(r.network_address), int(r.broadcast_address) + 1)}
+    taken = {int(x) for x in aws_reserved(net)} | {int(x) for x in (foreign.private_ipv4s if foreign else ())}
+    assert handed_out == in_pod_ranges - taken
+    assert not handed_out & {v for r in plan.worker_ranges for v in range(int(r.first), int(r.last) + 1)}
+    assert len(handed_out) == plan.pod_capacity
+
+
+# --- dual stack, exclusions, notes ---------------------------------------------------------------------------
+
+NET6 = IPv6Network("2600:1f18:1:4::/64")
+
+
+def test_given_ipv4_and_ipv6_pod_ranges_when_planning_a_dual_stack_subnet_then_ip_ranges_has_one_entry_each() -> None:
+    plan = plan_networks(
+        [NET6, NET],
+        pod_ranges=[IPv4Network("10.0.4.64/26"), IPv6Network("2600:1f18:1:4:1::/80"), IPv4Network("10.0.4.128/25")],
+    )
+    assert [f.network for f in plan.families] == [NET, NET6]
+    assert ipam(plan) == {
+        "type": "whereabouts",
+        "ipRanges": [
+            {"range": "10.0.4.0/24", "range_start": "10.0.4.64", "range_end": "10.0.4.254", "exclude": []},
+            {
+                "range": "2600:1f18:1:4::/64",
+                "range_start": "2600:1f18:1:4:1::",
+                "range_end": "2600:1f18:1:4:1:ffff:ffff:ffff",
+                "exclude": [],
+            },
+        ],
+    }
+
+
+def test_given_two_ipv6_pod_ranges_when_planning_then_one_ipv6_range_with_the_gap_excluded() -> None:
+    plan = plan_networks([NET6], pod_ranges=[IPv6Network("2600:1f18:1:4:1::/80"), IPv6Network("2600:1f18:1:4:3::/80")])
+    assert ipam(plan) == {
+        "type": "whereabouts",
+        "range": "2600:1f18:1:4::/64",
+        "range_start": "2600:1f18:1:4:1::",
+        "range_end": "2600:1f18:1:4:3:ffff:ffff:ffff",
+        "exclude": ["2600:1f18:1:4:2::/80"],
+    }
+
+
+def test_given_a_dual_stack_subnet_with_ipv4_pods_only_then_a_note_and_a_plain_ipv4_block() -> None:
+    plan = plan_networks([NET, NET6], worker_bound=a("10.0.4.63"))
+    assert [f.network for f in plan.families] == [NET]
+    assert plan.notes == ("no IPv6 pod range in 2600:1f18:1:4::/64: pods get no IPv6 address",)
+    assert "range" in ipam(plan)
+
+
+def test_given_a_dual_stack_subnet_whose_ipv6_range_is_all_taken_then_no_block_at_all() -> None:
+    plan = plan_networks(
+        [NET, NET6],
+        worker_bound=a("10.0.4.63"),
+        pod_ranges=[IPv6Network("2600:1f18:1:4:1::/126")],
+        exclude=[IPv6Network("2600:1f18:1:4:1::/126")],
+    )
+    assert kinds(plan) == [ConflictKind.NO_POD_CAPACITY]
+    assert plan.whereabouts() is None
+    assert "No whereabouts block: no address is left for pods in 2600:1f18:1:4::/64." in render(plan)
+
+
+def test_given_a_static_ipv4_bound_and_an_ipv6_pod_range_then_each_family_has_its_mode() -> None:
+    plan = plan_networks([NET, NET6], worker_bound=a("10.0.4.63"), pod_ranges=[IPv6Network("2600:1f18:1:4:1::/80")])
+    assert [f.mode for f in plan.families] == [PlanMode.STATIC, PlanMode.CIDR_RESERVATION]
+
+
+@pytest.mark.parametrize(
+    ("networks", "arguments", "message"),
+    [
+        ([NET], {"pod_ranges": [IPv6Network("2600::/80")]}, "has no IPv6 CIDR block"),
+        ([NET6], {"worker_bound": a("10.0.4.63")}, "has no IPv4 CIDR block"),
+        ([NET, IPv4Network("10.0.5.0/24")], {"worker_bound": a("10.0.4.63")}, "one CIDR block per address family"),
+        ([NET], {"worker_bound": a("10.0.4.63"), "pod_ranges": [IPv4Network("10.0.4.64/26")]}, "not both"),
+        ([NET], {}, "give a worker bound"),
+        (
+            [NET, NET6],
+            {"worker_bound": a("10.0.4.63"), "exclude": [IPv6Network("2600:1f18:1:4::10/128")]},
+            "no IPv6 pods are planned",
+        ),
+        ([NET], {"worker_bound": a("10.0.4.63"), "exclude": [IPv4Network("10.0.5.250/32")]}, "not inside subnet"),
+    ],
+)
+def test_given_inputs_that_describe_no_plan_when_planning_networks_then_plan_error(
+    networks: list[IPNetwork], arguments: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(PlanError, match=message):
+        plan_networks(networks, **arguments)
+
+
+def test_given_an_exclusion_in_the_pod_range_when_planning_then_it_is_excluded_and_capacity_shrinks() -> None:
+    plan = plan_subnet(NET, worker_bound=a("10.0.4.63"), exclude=[IPv4Network("10.0.4.250/32")])
+    assert ipam(plan)["exclude"] == ["10.0.4.250/32"]
+    assert plan.pod_capacity == 190
+    assert plan.conflicts == ()
+
+
+def test_given_an_exclusion_outside_the_pod_range_when_planning_then_a_note_says_it_changes_nothing() -> None:
+    plan = plan_subnet(NET, worker_bound=a("10.0.4.63"), exclude=[IPv4Network("10.0.4.10/32")])
+    assert plan.notes == ("exclusion 10.0.4.10/32 is outside the pod range: nothing to exclude",)
+    assert ipam(plan)["exclude"] == []
+    assert (plan.exclude, plan.pod_capacity) == ((), 191)
+
+
+def test_given_an_ipv6_pod_range_above_the_first_half_of_the_64_then_a_note_on_older_whereabouts() -> None:
+    plan = plan_subnet(NET6, pod_ranges=[IPv6Network("2600:1f18:1:4:8000::/80")])
+    (note,) = plan.notes
+    assert "reaches above 2600:1f18:1:4:7fff:ffff:ffff:ffff" in note
+    assert "first /65" in note
+    assert plan.conflicts == ()
+    assert plan_subnet(NET6, pod_ranges=[IPv6Network("2600:1f18:1:4:7fff::/80")]).notes == ()
+
+
+def test_given_families_out_of_order_or_repeated_when_making_a_plan_then_value_error() -> None:
+    v4, v6 = (
+        plan_subnet(NET, worker_bound=a("10.0.4.63")),
+        plan_subnet(NET6, pod_ranges=[IPv6Network("2600:1f18:1:4:1::/80")]),
+    )
+    for families in [(), (v6, v4), (v4, v4)]:
+        with pytest.raises(ValueError, match="one family per IP version"):
+            Plan(families)
+
+
 # --- the command, offline ------------------------------------------------------------------------------------
 
 
@@ -281,10 +529,55 @@ def test_given_a_cidr_and_bound_when_running_plan_then_report_and_pasteable_bloc
     assert whereabouts_block(out)["range_start"] == "10.0.4.64"
 
 
-def test_given_a_conflicting_pod_range_when_running_plan_then_conflicts_listed_exit_1() -> None:
-    code, out, _ = run("plan", "--cidr", "10.0.4.0/24", "--pod-range", "10.0.4.192/26")
+def test_given_overlapping_pod_ranges_when_running_plan_then_conflicts_listed_exit_1() -> None:
+    code, out, _ = run("plan", "--cidr", "10.0.4.0/24", "--pod-range", "10.0.4.64/26", "--pod-range", "10.0.4.96/27")
     assert code == EXIT_CONFLICTS
-    assert "pod-range-overlaps-aws-reserved" in out
+    assert "pod-ranges-overlap" in out
+
+
+def test_given_a_pod_range_holding_the_subnet_s_last_address_when_running_plan_then_a_note_and_exit_0() -> None:
+    code, out, err = run("plan", "--cidr", "10.0.4.0/24", "--pod-range", "10.0.4.192/26")
+    assert (code, err) == (EXIT_OK, "")
+    assert "  note: 10.0.4.255 (AWS-reserved) is inside the pod range" in out
+    assert "Conflicts: none" in out
+    assert whereabouts_block(out)["range_end"] == "10.0.4.254"
+
+
+def test_given_several_pod_ranges_when_running_plan_then_one_range_not_ip_ranges() -> None:
+    code, out, _ = run("plan", "--cidr", "10.0.4.0/24", "--pod-range", "10.0.4.64/27", "--pod-range", "10.0.4.160/27")
+    assert code == EXIT_OK
+    block = whereabouts_block(out)
+    assert "ipRanges" not in block
+    assert block["exclude"] == ["10.0.4.96/27", "10.0.4.128/27"]
+
+
+def test_given_a_dual_stack_cidr_pair_when_running_plan_then_ip_ranges_one_per_family() -> None:
+    code, out, _ = run(
+        "plan",
+        "--cidr",
+        "10.0.4.0/24",
+        "--cidr",
+        str(NET6),
+        "--worker-bound",
+        "10.0.4.63",
+        "--pod-range",
+        "2600:1f18:1:4:1::/80",
+    )
+    assert code == EXIT_OK
+    assert [entry["range"] for entry in whereabouts_block(out)["ipRanges"]] == ["10.0.4.0/24", str(NET6)]
+
+
+def test_given_nothing_left_for_pods_when_running_plan_then_message_no_block_and_exit_1() -> None:
+    code, out, err = run("plan", "--cidr", "10.0.4.0/24", "--worker-bound", "10.0.4.254")
+    assert (code, err) == (EXIT_CONFLICTS, "")
+    assert out.endswith("No whereabouts block: no address is left for pods in 10.0.4.0/24.\n")
+    assert "{" not in out
+
+
+def test_given_an_exclusion_when_running_plan_then_the_block_excludes_it() -> None:
+    code, out, _ = run("plan", "--cidr", "10.0.4.0/24", "--worker-bound", "10.0.4.63", "--exclude", "10.0.4.250/32")
+    assert code == EXIT_OK
+    assert whereabouts_block(out)["exclude"] == ["10.0.4.250/32"]
 
 
 @pytest.mark.parametrize(
@@ -292,6 +585,9 @@ def test_given_a_conflicting_pod_range_when_running_plan_then_conflicts_listed_e
     [
         ("plan", "--cidr", "10.0.4.0/24"),
         ("plan", "--cidr", "10.0.4.0/24", "--pod-range", "10.0.9.0/26"),
+        ("plan", "--cidr", "10.0.4.0/24", "--worker-bound", "10.0.4.63", "--pod-range", "10.0.4.64/26"),
+        ("plan", "--cidr", "10.0.4.0/24", "--cidr", "10.0.5.0/24", "--worker-bound", "10.0.4.63"),
+        ("plan", "--cidr", "10.0.4.0/24", "--worker-bound", "10.0.4.63", "--exclude", "10.0.9.1/32"),
     ],
 )
 def test_given_arguments_that_describe_no_plan_when_running_then_message_and_exit_2(argv: tuple[str, ...]) -> None:
@@ -301,7 +597,142 @@ def test_given_arguments_that_describe_no_plan_when_running_then_message_and_exi
     assert err.startswith("plan: ")
 
 
-def test_given_a_malformed_cidr_when_running_then_argparse_refuses_it() -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [("plan", "--cidr", "10.0.4.0/33"), ("plan", "--subnet-id", "subnet-xyz"), ("plan", "--worker-bound", "10.0.4.63")],
+)
+def test_given_malformed_arguments_when_running_then_argparse_refuses_them_with_exit_2(argv: tuple[str, ...]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        run("plan", "--cidr", "10.0.4.0/33")
+        run(*argv)
     assert exit_info.value.code == EXIT_USAGE
+
+
+# --- the command, when the live subnet cannot be read (exit 3, one line on stderr) -------------------------------
+
+SUBNET = "subnet-0123456789abcdef0"
+
+
+@pytest.fixture
+def no_aws_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No region, no credentials, no config files and no instance metadata, as on a fresh laptop or CI runner."""
+    for variable in (
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def assert_unreadable(result: tuple[int, str, str], why: str) -> None:
+    code, out, err = result
+    assert (code, out) == (EXIT_UNREADABLE, "")
+    assert err.startswith(f"plan: could not read {SUBNET}: ")
+    assert why in err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("no_aws_configuration")
+def test_given_no_region_when_planning_a_live_subnet_then_one_line_and_exit_3() -> None:
+    assert_unreadable(run("plan", "--subnet-id", SUBNET, "--worker-bound", "10.0.4.63"), "no AWS region: give --region")
+
+
+@pytest.mark.usefixtures("no_aws_configuration")
+def test_given_no_credentials_when_planning_a_live_subnet_then_one_line_and_exit_3() -> None:
+    result = run("plan", "--subnet-id", SUBNET, "--worker-bound", "10.0.4.63", "--region", "us-east-1")
+    assert_unreadable(result, "DescribeSubnets failed: NoCredentialsError: Unable to locate credentials")
+
+
+@pytest.mark.usefixtures("no_aws_configuration")
+def test_given_a_profile_that_does_not_exist_when_planning_a_live_subnet_then_one_line_and_exit_3(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "nobody")
+    result = run("plan", "--subnet-id", SUBNET, "--worker-bound", "10.0.4.63", "--region", "us-east-1")
+    assert_unreadable(result, "ProfileNotFound: The config profile (nobody) could not be found")
+
+
+@pytest.fixture
+def stubbed_ec2() -> Iterator[tuple[EC2Client, Stubber]]:
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    client: EC2Client = session.client("ec2", config=retry_config(1))
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def run_stubbed(client: EC2Client) -> tuple[int, str, str]:
+    def factory(_region: str | None) -> Ec2:
+        return Ec2Adapter(client)
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["plan", "--subnet-id", SUBNET, "--worker-bound", "10.0.4.63"], out=out, err=err, ec2_factory=factory)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_given_access_denied_when_planning_a_live_subnet_then_the_needed_actions_are_named_and_exit_3(
+    stubbed_ec2: tuple[EC2Client, Stubber],
+) -> None:
+    client, stubber = stubbed_ec2
+    stubber.add_client_error(
+        "describe_subnets",
+        service_error_code="UnauthorizedOperation",
+        service_message="You are not authorized to perform this operation.\nUser: arn:aws:iam::1:user/x",
+        http_status_code=403,
+        expected_params={"SubnetIds": [SUBNET]},
+    )
+    assert_unreadable(
+        run_stubbed(client),
+        "DescribeSubnets failed: UnauthorizedOperation: You are not authorized to perform this operation. User: "
+        "arn:aws:iam::1:user/x (the plan needs ec2:DescribeSubnets, ec2:DescribeNetworkInterfaces, "
+        "ec2:GetSubnetCidrReservations)",
+    )
+
+
+def test_given_a_subnet_that_does_not_exist_when_planning_live_then_one_line_and_exit_3(
+    stubbed_ec2: tuple[EC2Client, Stubber],
+) -> None:
+    client, stubber = stubbed_ec2
+    stubber.add_client_error(
+        "describe_subnets",
+        service_error_code="InvalidSubnetID.NotFound",
+        service_message=f"The subnet ID '{SUBNET}' does not exist",
+        http_status_code=400,
+        expected_params={"SubnetIds": [SUBNET]},
+    )
+    assert_unreadable(run_stubbed(client), "no such subnet in this account and region (InvalidSubnetID.NotFound)")
+
+
+def test_given_access_denied_on_the_reservations_when_planning_live_then_exit_3_not_a_partial_plan(
+    stubbed_ec2: tuple[EC2Client, Stubber],
+) -> None:
+    client, stubber = stubbed_ec2
+    subnet = {"SubnetId": SUBNET, "AvailabilityZone": "us-east-1a", "VpcId": "vpc-1", "CidrBlock": "10.0.4.0/24"}
+    stubber.add_response("describe_subnets", {"Subnets": [subnet]}, {"SubnetIds": [SUBNET]})
+    stubber.add_response(
+        "describe_network_interfaces",
+        {"NetworkInterfaces": []},
+        {"Filters": [{"Name": "subnet-id", "Values": [SUBNET]}], "MaxResults": 1000},
+    )
+    stubber.add_client_error(
+        "get_subnet_cidr_reservations",
+        service_error_code="UnauthorizedOperation",
+        service_message="You are not authorized to perform this operation.",
+        http_status_code=403,
+        expected_params={"SubnetId": SUBNET, "MaxResults": 1000},
+    )
+    assert_unreadable(run_stubbed(client), "GetSubnetCidrReservations failed: UnauthorizedOperation")

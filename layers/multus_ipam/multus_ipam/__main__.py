@@ -1,32 +1,54 @@
 """Command line: ``python -m multus_ipam plan ...`` prints a Multus subnet's plan (see :mod:`multus_ipam.plan`).
 
-Offline, from a CIDR::
+Offline, from a CIDR; here the split the docs recommend for a /24 (workers .4-.63, pods .64-.254), in either
+mode, which gives one and the same whereabouts block::
 
     python -m multus_ipam plan --cidr 10.0.4.0/24 --worker-bound 10.0.4.63          # static mode
-    python -m multus_ipam plan --cidr 10.0.4.0/24 --pod-range 10.0.4.128/25         # cidr-reservation mode
+    python -m multus_ipam plan --cidr 10.0.4.0/24 --pod-range 10.0.4.64/26 --pod-range 10.0.4.128/25
+
+(the second: cidr-reservation mode, the pod range being two explicit CIDR reservations). ``--exclude CIDR``
+keeps more addresses from pods (a floating IP); a dual-stack subnet takes ``--cidr`` once per address family,
+and IPv6 pod ranges as ``--pod-range``.
 
 Against a live subnet (reads the subnet, its ENIs and its CIDR reservations: ec2:DescribeSubnets,
 ec2:DescribeNetworkInterfaces, ec2:GetSubnetCidrReservations)::
 
     python -m multus_ipam plan --subnet-id subnet-0abc... --worker-bound 10.0.4.63 [--owner STACK] [--region R]
 
-Exit status: 0 the plan has no conflicts, 1 it has conflicts (listed), 2 the arguments describe no plan.
+Exit status:
+    0  the plan has no conflicts
+    1  it has conflicts (listed on stdout); this includes no address left for pods, where no whereabouts block
+       is printed
+    2  the arguments describe no plan (or do not fit the subnet's CIDR blocks)
+    3  the live subnet could not be read: no AWS credentials or region, access denied, no such subnet, no
+       answer; one line on stderr
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import TextIO
 
 from multus_ipam.addressing import IPAddress, IPNetwork
-from multus_ipam.errors import MultusIpamError
-from multus_ipam.plan import PlanError, SubnetPlan, plan_subnet, render
-from multus_ipam.ports import Ec2
+from multus_ipam.errors import AwsCallFailed, MultusIpamError, SubnetMisconfigured
+from multus_ipam.plan import Plan, PlanError, plan_networks, render
+from multus_ipam.ports import Ec2, Eni, Reservation, Subnet
 
-EXIT_OK, EXIT_CONFLICTS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_CONFLICTS, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
+#: What ``--subnet-id`` reads (README, "Subnet plan").
+PLAN_IAM_ACTIONS = ("ec2:DescribeSubnets", "ec2:DescribeNetworkInterfaces", "ec2:GetSubnetCidrReservations")
+#: EC2's answers for a request the caller's policy does not allow.
+ACCESS_DENIED_CODES = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"})
+SUBNET_ID = re.compile(r"subnet-[0-9a-f]{8,17}")
+
+
+class SubnetUnreadable(MultusIpamError):
+    """The live subnet could not be read (exit status 3)."""
 
 
 def _address(text: str) -> IPAddress:
@@ -43,6 +65,12 @@ def _network(text: str) -> IPNetwork:
         raise argparse.ArgumentTypeError(f"{text!r} is not a CIDR block (network address/prefix length)") from None
 
 
+def _subnet_id(text: str) -> str:
+    if not SUBNET_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a subnet id (subnet-0123456789abcdef0)")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m multus_ipam", description="eks-multus-ipam tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,23 +78,38 @@ def _parser() -> argparse.ArgumentParser:
         "plan",
         help="show how a Multus subnet splits between workers, pods and AWS, and the whereabouts IPAM block",
         description="Worker range, pod range, AWS-reserved addresses, capacities, conflicts and a whereabouts "
-        "IPAM block. Give --worker-bound (static mode) or --pod-range (cidr-reservation mode); with "
-        "--subnet-id and neither, the subnet's explicit CIDR reservations are the pod ranges.",
+        "IPAM block. Give --worker-bound (static mode) or --pod-range (cidr-reservation mode) per address "
+        "family; with --subnet-id and neither, the subnet's explicit CIDR reservations are the pod ranges.",
+        epilog="Exit status: 0 no conflicts; 1 conflicts (with no address left for pods: no whereabouts block); "
+        "2 the arguments describe no plan; 3 the live subnet could not be read.",
     )
     subnet = plan.add_mutually_exclusive_group(required=True)
-    subnet.add_argument("--cidr", type=_network, help="plan offline for this subnet CIDR")
-    subnet.add_argument("--subnet-id", help="read this live subnet, its ENIs and its CIDR reservations")
-    mode = plan.add_mutually_exclusive_group()
-    mode.add_argument(
+    subnet.add_argument(
+        "--cidr",
+        type=_network,
+        action="append",
+        help="plan offline for this subnet CIDR (a dual-stack subnet: once per address family)",
+    )
+    subnet.add_argument("--subnet-id", type=_subnet_id, help="read this live subnet, its ENIs and its reservations")
+    plan.add_argument(
         "--worker-bound", type=_address, help="static mode: the highest worker address (WORKER_IP_UPPER_BOUNDS)"
     )
-    mode.add_argument(
+    plan.add_argument(
         "--pod-range",
         type=_network,
         action="append",
         default=[],
         metavar="CIDR",
-        help="cidr-reservation mode: a pod range, i.e. an explicit subnet CIDR reservation (repeatable)",
+        help="cidr-reservation mode: a pod range, i.e. an explicit subnet CIDR reservation (repeatable; several "
+        "ranges of one family make one whereabouts range with the gaps excluded)",
+    )
+    plan.add_argument(
+        "--exclude",
+        type=_network,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="more addresses pods must not get, e.g. a floating IP as 10.0.4.250/32 (repeatable)",
     )
     plan.add_argument("--owner", help="only ENIs whose multus-ipam:owner tag has this value (the stack name) are ours")
     plan.add_argument("--region", help="AWS region of the live subnet (default: the usual boto3 lookup)")
@@ -75,37 +118,69 @@ def _parser() -> argparse.ArgumentParser:
 
 def _live_ec2(region: str | None) -> Ec2:
     import boto3  # noqa: PLC0415  # only the live mode needs AWS
+    from botocore.exceptions import BotoCoreError, NoRegionError  # noqa: PLC0415
 
     from multus_ipam.aws.clients import make_clients  # noqa: PLC0415
     from multus_ipam.aws.ec2 import Ec2Adapter  # noqa: PLC0415
 
-    return Ec2Adapter(make_clients(5, boto3.session.Session(region_name=region)).ec2)
+    try:
+        client = make_clients(5, boto3.session.Session(region_name=region)).ec2
+    except NoRegionError:
+        raise SubnetUnreadable("no AWS region: give --region, or set AWS_REGION") from None
+    except BotoCoreError as error:  # e.g. ProfileNotFound: AWS_PROFILE names no profile
+        raise SubnetUnreadable(f"{type(error).__name__}: {error}") from None
+    return Ec2Adapter(client)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSubnet:
+    """What the plan reads of a live subnet."""
+
+    subnet: Subnet
+    enis: list[Eni]
+    reservations: list[Reservation]
+
+
+def read_subnet(ec2: Ec2, subnet_id: str) -> LiveSubnet:
+    """The subnet, its ENIs and its reservations, through the EC2 port. Raises :class:`MultusIpamError` (ours,
+    or the adapter's for AWS's answers) when it cannot be read."""
+    try:
+        found = ec2.describe_subnets([subnet_id])
+    except SubnetMisconfigured:  # the adapter's InvalidSubnetID.NotFound
+        found = []
+    if len(found) != 1:
+        raise SubnetUnreadable("no such subnet in this account and region (InvalidSubnetID.NotFound)")
+    return LiveSubnet(found[0], ec2.subnet_enis([subnet_id]), ec2.subnet_reservations(subnet_id))
 
 
 def live_plan(
-    ec2: Ec2,
-    subnet_id: str,
+    live: LiveSubnet,
     *,
     worker_bound: IPAddress | None = None,
     pod_ranges: Sequence[IPNetwork] = (),
+    exclude: Sequence[IPNetwork] = (),
     owner: str | None = None,
-) -> SubnetPlan:
-    """Read the subnet, its ENIs and its reservations through the EC2 port, then plan."""
-    (subnet,) = ec2.describe_subnets([subnet_id])
-    wanted = worker_bound.version if worker_bound else pod_ranges[0].version if pod_ranges else None
-    blocks: list[IPNetwork] = [n for n in (subnet.ipv4_cidr, subnet.ipv6_cidr) if n is not None]
-    matching = [n for n in blocks if wanted is None or n.version == wanted]
-    if not matching:
-        raise PlanError(f"{subnet_id} has no IPv{wanted} CIDR block")
-    return plan_subnet(
-        matching[0],
+) -> Plan:
+    """Plan each CIDR block of the live subnet that has pods (pure: ``live`` was read already)."""
+    subnet = live.subnet
+    return plan_networks(
+        [n for n in (subnet.ipv4_cidr, subnet.ipv6_cidr) if n is not None],
         worker_bound=worker_bound,
         pod_ranges=pod_ranges,
-        enis=ec2.subnet_enis([subnet_id]),
-        reservations=ec2.subnet_reservations(subnet_id),
+        exclude=exclude,
+        enis=live.enis,
+        reservations=live.reservations,
         owner=owner,
-        subnet_id=f"{subnet_id}, {subnet.availability_zone}",
+        subnet_id=f"{subnet.subnet_id}, {subnet.availability_zone}",
     )
+
+
+def _why_unreadable(error: MultusIpamError) -> str:
+    """One line, with what to do for a refusal."""
+    text = " ".join(str(error).split())
+    if isinstance(error, AwsCallFailed) and error.code in ACCESS_DENIED_CODES:
+        text += f" (the plan needs {', '.join(PLAN_IAM_ACTIONS)})"
+    return text
 
 
 def main(
@@ -118,18 +193,27 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     args = _parser().parse_args(argv)
+    live = None
+    if args.subnet_id:
+        try:
+            live = read_subnet(ec2_factory(args.region), args.subnet_id)
+        except MultusIpamError as error:  # ours and the adapter's: AWS refusals, no answer, no credentials
+            err.write(f"plan: could not read {args.subnet_id}: {_why_unreadable(error)}\n")
+            return EXIT_UNREADABLE
     try:
-        if args.subnet_id:
+        if live is not None:
             plan = live_plan(
-                ec2_factory(args.region),
-                args.subnet_id,
+                live,
                 worker_bound=args.worker_bound,
                 pod_ranges=args.pod_range,
+                exclude=args.exclude,
                 owner=args.owner,
             )
         else:
-            plan = plan_subnet(args.cidr, worker_bound=args.worker_bound, pod_ranges=args.pod_range)
-    except (PlanError, MultusIpamError) as error:  # includes AWS refusals and a subnet that does not exist
+            plan = plan_networks(
+                args.cidr, worker_bound=args.worker_bound, pod_ranges=args.pod_range, exclude=args.exclude
+            )
+    except PlanError as error:
         err.write(f"plan: {error}\n")
         return EXIT_USAGE
     out.write(render(plan))
