@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def role_statements(name: str) -> list[Statement]:
 STACK_NAME = "test-stack"
 
 
-def resolve(value: Any, conditions: dict[str, bool], parameters: dict[str, str] | None = None) -> Any:
+def resolve(value: Any, conditions: Mapping[str, bool], parameters: Mapping[str, object] | None = None) -> Any:
     """Evaluate the intrinsic functions the names are built with (Ref, Fn::If, Fn::Sub, Fn::FindInMap, Fn::Join).
 
     The stack is named STACK_NAME; conditions and parameters are the caller's (a missing one fails loudly).

@@ -8,13 +8,20 @@ from enum import StrEnum
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from multus_ipam import __version__
+
 SERVICE = "multus-ipam"
 NAMESPACE = "EksMultusIpam"
 
 
 def make_logger() -> Logger:
-    """JSON logs; level from POWERTOOLS_LOG_LEVEL / LOG_LEVEL (Powertools reads them)."""
-    return Logger(service=SERVICE)
+    """JSON logs; level from POWERTOOLS_LOG_LEVEL / LOG_LEVEL (Powertools reads them). Every line carries the
+    code's ``version`` (the stack's Version output): which release wrote a line is never a guess."""
+    logger = Logger(service=SERVICE)
+    # Appended, not passed to Logger(): a second Logger of the same service reuses the first one's formatter and
+    # ignores its constructor's keys. A formatter key survives thread_safe_clear_keys (each request's own keys).
+    logger.append_keys(version=__version__)
+    return logger
 
 
 class PowertoolsMetrics:
