@@ -26,7 +26,7 @@ venv: $(STAMP)
 
 $(STAMP): $(DEPS)
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
-	@echo "installing pinned dependencies into $(VENV) ($$($(PY) --version))"
+	@echo "first run: installing the pinned dependencies into $(VENV) ($$($(PY) --version)); about a minute on 2 cores, once"
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt -c requirements/dev.lock 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@
@@ -50,7 +50,7 @@ sam-venv: $(SAM_STAMP)
 
 $(SAM_STAMP): requirements/sam.txt
 	@test -x $(SAM_VENV)/bin/python || "$$(scripts/find-python)" -m venv $(SAM_VENV)
-	@echo "installing SAM CLI into $(SAM_VENV)"
+	@echo "first run: installing SAM CLI into $(SAM_VENV); about a minute, once"
 	@$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/sam.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@
 

@@ -260,6 +260,8 @@ class Stage:
     intake: Intake
     owner: str
     problems: list[str] = field(default_factory=list)
+    summary: str = ""
+    """One line: how the group's story ended (set by the leak check)."""
 
     @property
     def group(self) -> str:
@@ -383,8 +385,8 @@ def subnet_map(aws: LocalAWS, subnet_id: str, network: IPv4Network) -> None:
         print(f"      .{row:<3} {''.join(cells[row : row + 64])}")
 
 
-def run_mode(aws: LocalAWS, number: int, mode: Mode) -> list[str]:
-    """One group's story; the problems found (none: all good)."""
+def run_mode(aws: LocalAWS, number: int, mode: Mode) -> Stage:
+    """One group's story; its stage holds the problems found (none: all good) and a one-line summary."""
     print(f"\n{number}. {mode.title}")
     scenario = build(aws, mode.spec)
     found = aws.client("ec2").describe_subnets(SubnetIds=_subnets(scenario))["Subnets"]
@@ -417,7 +419,7 @@ def run_mode(aws: LocalAWS, number: int, mode: Mode) -> list[str]:
     if mode.show_lost_event:
         show_lost_event(stage)
     show_leak_check(stage)
-    return stage.problems
+    return stage
 
 
 def show_burst(stage: Stage) -> None:
@@ -574,6 +576,8 @@ def show_leak_check(stage: Stage) -> None:
     """The subnet map, then every ENI of ours: attached to a worker, outside the pod ranges."""
     aws, scenario, cidrs = stage.aws, stage.scenario, stage.cidrs
     first_subnet = scenario.multus_subnets[scenario.azs[0]][0]
+    print(f"\n   the group {stage.group} at the end, after the scale-in and the scenes above:")
+    show_workers(aws, scenario, stage.owner)
     print()
     subnet_map(aws, first_subnet, cidrs[first_subnet])
     ours = aws.client("ec2").describe_network_interfaces(
@@ -597,6 +601,10 @@ def show_leak_check(stage: Stage) -> None:
         f"   ENIs: {attached} attached ({workers} workers x 2 subnets), {len(leaked)} leaked, "
         f"{len(in_pod_range)} in a pod range; dead-letter queue: {dead} messages"
     )
+    stage.summary = (
+        f"{outcomes.count('CONTINUE')} CONTINUE, {outcomes.count('ABANDON')} ABANDON; {attached} ENIs on "
+        f"{workers} workers, {len(leaked)} leaked, {len(in_pod_range)} in a pod range; dead-letter queue {dead}"
+    )
     stage.require(not leaked, f"leaked ENIs: {', '.join(leaked)}")
     stage.require(not in_pod_range, f"workers in a pod range: {', '.join(in_pod_range)}")
     stage.require(attached == 2 * workers, f"{attached} ENIs attached, not {2 * workers}")
@@ -615,9 +623,14 @@ def main() -> int:
         f"function (timeout {FUNCTION_TIMEOUT_SECONDS} s); the reconciler runs every minute. Times are simulated."
     )
     problems: list[str] = []
+    summaries: list[str] = []
     with LocalAWS(region="us-east-1", seed=SEED, start_time=START) as aws:
         for number, mode in enumerate(MODES, start=1):
-            problems += run_mode(aws, number, mode)
+            stage = run_mode(aws, number, mode)
+            problems += stage.problems
+            summaries.append(f"   {mode.function.value}: {stage.summary}")
+    print("\nsummary, one line per mode:")
+    print("\n".join(summaries))
     if problems:
         print("\nSOMETHING IS WRONG:\n" + "\n".join(f"  - {problem}" for problem in problems))
     else:

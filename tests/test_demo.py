@@ -4,6 +4,7 @@ import contextlib
 import io
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,27 @@ def test_given_the_demo_then_no_group_leaks_an_eni_or_puts_a_worker_in_a_pod_ran
     assert out.count("ENIs: 8 attached (4 workers x 2 subnets), 0 leaked, 0 in a pod range") == 2
     assert out.count("dead-letter queue: 0 messages") == 2
     assert "!" not in "".join(line for line in out.splitlines() if line.startswith("      ."))
+
+
+def test_given_the_demo_then_it_ends_with_each_group_s_final_state_and_a_summary_line_per_mode(
+    demo: tuple[int, str],
+) -> None:
+    _, out = demo
+    finals = re.findall(
+        r"the group (multus-\w+) at the end, after the scale-in and the scenes above:\n(.*?)\n\n", out, re.S
+    )
+    assert [group for group, _ in finals] == ["multus-static", "multus-cidr"]
+    for _, table in finals:
+        assert len(re.findall(r"^    i-[0-9a-f]+ .* InService ", table, re.M)) == 4, table
+    summary = out.split("summary, one line per mode:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split(":")[0].strip() for line in summary] == ["static", "cidr-reservation"]
+    for line in summary:
+        assert re.search(
+            r"\d+ CONTINUE, \d ABANDON; 8 ENIs on 4 workers, 0 leaked, 0 in a pod range; dead-letter queue 0$", line
+        )
+
+
+def test_given_a_fresh_machine_when_make_installs_then_it_says_it_is_the_first_run_and_how_long() -> None:
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert "first run: installing the pinned dependencies" in makefile
+    assert "about a minute on 2 cores, once" in makefile
