@@ -15,25 +15,35 @@ ec2:DescribeNetworkInterfaces, ec2:GetSubnetCidrReservations)::
 
     python -m multus_ipam plan --subnet-id subnet-0abc... --worker-bound 10.0.4.63 [--owner STACK] [--region R]
 
-Exit status:
+Exit status of ``plan``:
     0  the plan has no conflicts
     1  it has conflicts (listed on stdout); this includes no address left for pods, where no whereabouts block
        is printed
     2  the arguments describe no plan (or do not fit the subnet's CIDR blocks)
     3  the live subnet could not be read: no AWS credentials or region, access denied, no such subnet, no
        answer; one line on stderr
+
+``python -m multus_ipam adopt --group NAME [--apply]`` takes over the Multus ENIs the AWS sample left on a
+running group (see :mod:`multus_ipam.adopt` and README, "Taking over from the AWS sample"). Read-only without
+``--apply``. The subnets and the owner come from ``--subnet-ids``/``--owner`` or, like the functions, from
+``MULTUS_SUBNET_IDS``/``OWNER_ID``. Exit status: 0 nothing refused or missing (read-only: whatever would change
+is listed), 1 something refused or missing (listed), 2 usage, 3 the group could not be read or changed (one line
+on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from ipaddress import ip_address, ip_network
 from typing import TextIO
 
+from multus_ipam import adopt
 from multus_ipam.addressing import IPAddress, IPNetwork
 from multus_ipam.errors import AwsCallFailed, MultusIpamError, SubnetMisconfigured
 from multus_ipam.plan import Plan, PlanError, plan_networks, render
@@ -113,7 +123,49 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--owner", help="only ENIs whose multus-ipam:owner tag has this value (the stack name) are ours")
     plan.add_argument("--region", help="AWS region of the live subnet (default: the usual boto3 lookup)")
+    adopting = commands.add_parser(
+        "adopt",
+        help="report the Multus ENIs the AWS sample left on a group, and with --apply give them our ownership tags",
+        description="Per instance of the group: its Multus ENIs (no_manage tag, in a Multus subnet) by subnet, "
+        "device index and addresses, whether each matches our configuration and what would change. --apply tags "
+        "the matching ones (owner, instance, subnet, created-at) and sets DeleteOnTermination where it is off.",
+        epilog="Exit status: 0 nothing refused or missing; 1 something refused or missing (listed); 2 usage; "
+        "3 the group could not be read or changed.",
+    )
+    adopting.add_argument("--group", required=True, help="the Auto Scaling group (AUTOSCALING_GROUP_NAME)")
+    adopting.add_argument(
+        "--subnet-ids",
+        type=_subnet_ids,
+        help="the Multus subnets, comma-separated, in attachment order (default: MULTUS_SUBNET_IDS)",
+    )
+    adopting.add_argument("--owner", help="our stack's name, the multus-ipam:owner value (default: OWNER_ID)")
+    adopting.add_argument("--apply", action="store_true", help="tag and fix what the report lists (default: report)")
+    adopting.add_argument("--region", help="AWS region of the group (default: the usual boto3 lookup)")
     return parser
+
+
+def _subnet_ids(text: str) -> tuple[str, ...]:
+    ids = tuple(item.strip() for item in text.split(",") if item.strip())
+    if not ids:
+        raise argparse.ArgumentTypeError("no subnet ids")
+    return tuple(_subnet_id(item) for item in ids)
+
+
+def _live_group(region: str | None) -> tuple[adopt.AdoptionEc2, adopt.GroupInstances]:
+    import boto3  # noqa: PLC0415  # only the live mode needs AWS
+    from botocore.exceptions import BotoCoreError, NoRegionError  # noqa: PLC0415
+
+    from multus_ipam.aws.autoscaling import AutoScalingAdapter  # noqa: PLC0415
+    from multus_ipam.aws.clients import make_clients  # noqa: PLC0415
+    from multus_ipam.aws.ec2 import Ec2Adapter  # noqa: PLC0415
+
+    try:
+        clients = make_clients(5, boto3.session.Session(region_name=region))
+    except NoRegionError:
+        raise SubnetUnreadable("no AWS region: give --region, or set AWS_REGION") from None
+    except BotoCoreError as error:
+        raise SubnetUnreadable(f"{type(error).__name__}: {error}") from None
+    return Ec2Adapter(clients.ec2), AutoScalingAdapter(clients.autoscaling)
 
 
 def _live_ec2(region: str | None) -> Ec2:
@@ -177,9 +229,13 @@ def live_plan(
 
 def _why_unreadable(error: MultusIpamError) -> str:
     """One line, with what to do for a refusal."""
+    return _why(error, PLAN_IAM_ACTIONS, "the plan")
+
+
+def _why(error: MultusIpamError, actions: Sequence[str], what: str = "it") -> str:
     text = " ".join(str(error).split())
     if isinstance(error, AwsCallFailed) and error.code in ACCESS_DENIED_CODES:
-        text += f" (the plan needs {', '.join(PLAN_IAM_ACTIONS)})"
+        text += f" ({what} needs {', '.join(actions)})"
     return text
 
 
@@ -189,10 +245,18 @@ def main(
     out: TextIO | None = None,
     err: TextIO | None = None,
     ec2_factory: Callable[[str | None], Ec2] = _live_ec2,
+    group_factory: Callable[[str | None], tuple[adopt.AdoptionEc2, adopt.GroupInstances]] = _live_group,
+    env: Mapping[str, str] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "adopt":
+        return _adopt(
+            parser, args, out=out, err=err, factory=group_factory, env=os.environ if env is None else env, now=now
+        )
     live = None
     if args.subnet_id:
         try:
@@ -218,6 +282,42 @@ def main(
         return EXIT_USAGE
     out.write(render(plan))
     return EXIT_CONFLICTS if plan.conflicts else EXIT_OK
+
+
+def _adopt(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    *,
+    out: TextIO,
+    err: TextIO,
+    factory: Callable[[str | None], tuple[adopt.AdoptionEc2, adopt.GroupInstances]],
+    env: Mapping[str, str],
+    now: Callable[[], datetime],
+) -> int:
+    subnet_ids: tuple[str, ...] | None = args.subnet_ids
+    if subnet_ids is None:
+        try:
+            subnet_ids = _subnet_ids(env.get("MULTUS_SUBNET_IDS", ""))
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"adopt: give --subnet-ids or set MULTUS_SUBNET_IDS ({error})")
+    owner: str = args.owner or env.get("OWNER_ID", "").strip()
+    if not owner:
+        parser.error("adopt: give --owner (the stack name) or set OWNER_ID")
+    try:
+        ec2, autoscaling = factory(args.region)
+        view = adopt.read_group(ec2, autoscaling, group=args.group, subnet_ids=subnet_ids)
+    except MultusIpamError as error:
+        err.write(f"adopt: could not read {args.group}: {_why(error, adopt.ADOPT_READ_IAM_ACTIONS)}\n")
+        return EXIT_UNREADABLE
+    report = adopt.decide(view, group=args.group, owner=owner, subnet_ids=subnet_ids)
+    if args.apply:
+        try:
+            adopt.apply(ec2, report, now=now())
+        except MultusIpamError as error:
+            err.write(f"adopt: could not change {args.group}: {_why(error, adopt.ADOPT_APPLY_IAM_ACTIONS)}\n")
+            return EXIT_UNREADABLE
+    out.write(adopt.render(report, applied=args.apply))
+    return EXIT_CONFLICTS if report.problems else EXIT_OK
 
 
 if __name__ == "__main__":

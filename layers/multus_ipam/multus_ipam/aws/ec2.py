@@ -261,6 +261,12 @@ class Ec2Adapter:
                 _raise_if_not_found(error, "ModifyNetworkInterfaceAttribute", eni_id, attachment_id)
                 raise
 
+    def tag_eni(self, eni_id: str, tags: Mapping[str, str]) -> None:
+        """Add (or overwrite) the tags on an existing ENI: ``python -m multus_ipam adopt --apply`` only; the
+        functions tag at creation."""
+        with aws_call("CreateTags"):
+            self._client.create_tags(Resources=[eni_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
     def set_source_dest_check(self, eni_id: str, *, enabled: bool) -> None:
         with aws_call("ModifyNetworkInterfaceAttribute"):
             try:
