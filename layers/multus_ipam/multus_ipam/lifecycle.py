@@ -58,6 +58,7 @@ from multus_ipam.errors import (
     SubnetMisconfigured,
 )
 from multus_ipam.events import LifecycleAction, ParsedEvent, TestNotification, Transition
+from multus_ipam.orphans import in_multus_subnets
 from multus_ipam.ports import (
     Attachment,
     AutoScaling,
@@ -859,12 +860,7 @@ class LifecycleService:
             # The action must still be completed; the caller reports what could not be checked.
             self._log.error("could not list our ENIs to release them", extra={"error": str(error)})
             return [f"(unknown: listing ENIs of {instance_id} failed: {error})"]
-        # Only in the Multus subnets: an owner tag alone proves nothing (anyone who may tag an ENI can set it), and
-        # the role may change no ENI elsewhere.
-        owned = [eni for eni in listed if eni.subnet_id in self._settings.subnet_ids]
-        if len(owned) < len(listed):
-            outside = sorted(eni.eni_id for eni in listed if eni.subnet_id not in self._settings.subnet_ids)
-            self._log.warning("ENIs with our tags outside the Multus subnets: left alone", extra={"enis": outside})
+        owned = in_multus_subnets(listed, self._settings.subnet_ids, self._log)
         owned, unconfirmed = self._with_known(owned, known, budget)
         left.extend(unconfirmed)
         for eni in owned:

@@ -20,12 +20,12 @@ Best effort: a failure is logged, never raised, and the next run tries again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from multus_ipam.errors import MultusIpamError
-from multus_ipam.ports import Clock, Ec2
+from multus_ipam.ports import Clock, Ec2, Eni
 from multus_ipam.settings import CREATED_AT_TAG, INSTANCE_TAG, parse_created_at
 
 GONE_STATES = frozenset({"shutting-down", "terminated"})
@@ -55,6 +55,18 @@ def orphan_reason(tags: dict[str, str] | None, state: str | None, *, now: dateti
 class SweepResult:
     deleted: tuple[str, ...] = ()
     kept: int = 0
+
+
+def in_multus_subnets(
+    enis: Sequence[Eni], subnet_ids: Collection[str], log: logging.Logger | logging.LoggerAdapter[logging.Logger]
+) -> list[Eni]:
+    """The ENIs in the Multus subnets; the others are logged and left alone. An owner tag alone proves nothing
+    (anyone who may tag an ENI can set it), and the roles may change no ENI elsewhere (IAM: ec2:Subnet)."""
+    inside = [eni for eni in enis if eni.subnet_id in subnet_ids]
+    if len(inside) < len(enis):
+        outside = sorted(eni.eni_id for eni in enis if eni.subnet_id not in subnet_ids)
+        log.warning("ENIs with our owner tag outside the Multus subnets: left alone", extra={"enis": outside})
+    return inside
 
 
 class OrphanSweep:
@@ -87,13 +99,7 @@ class OrphanSweep:
         deleted: list[str] = []
         kept = 0
         try:
-            listed = self._ec2.detached_enis(self._owner)
-            candidates = [eni for eni in listed if eni.subnet_id in self._subnet_ids]
-            if len(candidates) < len(listed):
-                outside = sorted(eni.eni_id for eni in listed if eni.subnet_id not in self._subnet_ids)
-                self._log.warning(
-                    "ENIs with our owner tag outside the Multus subnets: left alone", extra={"enis": outside}
-                )
+            candidates = in_multus_subnets(self._ec2.detached_enis(self._owner), self._subnet_ids, self._log)
             if not candidates:
                 return SweepResult()
             instance_ids = sorted({i for eni in candidates if (i := eni.tags.get(INSTANCE_TAG))})
