@@ -109,3 +109,18 @@ def test_given_a_bad_variable_and_another_hooks_event_then_that_action_is_not_co
         entry(event, FakeContext())
 
     assert world.aws.calls == []
+
+
+def test_given_no_hook_names_when_any_event_arrives_then_it_fails_by_name_and_completes_nothing(world: World) -> None:
+    """LIFECYCLE_HOOK_NAMES is required: on an EKS managed node group every instance also waits on EKS's own
+    Launch-LC-Hook, and completing that for EKS would let the node in before EKS is done with it. Without the
+    names the function cannot tell ours from theirs, so even the configuration error completes nothing."""
+    (event,) = world.scale_out(1)
+    entry = LambdaEntry(Mode.STATIC, {k: v for k, v in world.env().items() if k != "LIFECYCLE_HOOK_NAMES"})
+    world.aws.clear_calls()
+
+    with pytest.raises(ConfigurationError, match=r"^LIFECYCLE_HOOK_NAMES: required"):
+        entry(event, FakeContext())
+
+    assert world.aws.calls == []
+    assert world.lifecycle_state(event["detail"]["EC2InstanceId"]) == "Pending:Wait"

@@ -99,6 +99,7 @@ class World:
             "MULTUS_SUBNET_IDS": ",".join(self.multus_subnets),
             "MULTUS_SECURITY_GROUP_IDS": self.security_group,
             "OWNER_ID": "test-stack",
+            "LIFECYCLE_HOOK_NAMES": f"{LAUNCH_HOOK},{TERMINATE_HOOK}",
         }
         env.update(overrides)
         return env

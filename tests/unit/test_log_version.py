@@ -21,6 +21,7 @@ ENV = {
     "AUTOSCALING_GROUP_NAME": "multus-workers",
     "MULTUS_SUBNET_IDS": "subnet-0123456789abcdef0",
     "MULTUS_SECURITY_GROUP_IDS": "sg-0123456789abcdef0",
+    "LIFECYCLE_HOOK_NAMES": "multus-launch,multus-terminate",
 }
 
 

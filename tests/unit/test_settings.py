@@ -28,6 +28,7 @@ def env(**overrides: str) -> dict[str, str]:
         "AUTOSCALING_GROUP_NAME": "multus-workers",
         "MULTUS_SUBNET_IDS": f"{SUBNET_A},{SUBNET_B}",
         "MULTUS_SECURITY_GROUP_IDS": SG_1,
+        "LIFECYCLE_HOOK_NAMES": "multus-launch,multus-terminate",
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v != "<unset>"}
@@ -83,6 +84,9 @@ def test_given_every_option_when_loaded_then_each_is_parsed() -> None:
         ({"MULTUS_SUBNET_IDS": "<unset>"}, "MULTUS_SUBNET_IDS", "is required"),
         ({"MULTUS_SECURITY_GROUP_IDS": ""}, "MULTUS_SECURITY_GROUP_IDS", "is required"),
         ({"AUTOSCALING_GROUP_NAME": "<unset>"}, "AUTOSCALING_GROUP_NAME", "is required"),
+        # Every EKS managed node group's group holds EKS's own hooks: without our names we could complete theirs.
+        ({"LIFECYCLE_HOOK_NAMES": "<unset>"}, "LIFECYCLE_HOOK_NAMES", "required: the names of the hooks"),
+        ({"LIFECYCLE_HOOK_NAMES": " , "}, "LIFECYCLE_HOOK_NAMES", "required: the names of the hooks"),
         ({"MULTUS_SUBNET_IDS": "subnet-xyz"}, "MULTUS_SUBNET_IDS", "not a valid id"),
         ({"MULTUS_SUBNET_IDS": f"{SUBNET_A},{SUBNET_A}"}, "MULTUS_SUBNET_IDS", "same id twice"),
         ({"MULTUS_SECURITY_GROUP_IDS": "sg-nope"}, "MULTUS_SECURITY_GROUP_IDS", "not a valid id"),

@@ -224,6 +224,10 @@ class GroupReader(Protocol):
 
     def lifecycle_hooks(self, group: str) -> list[LifecycleHook]: ...
 
+    def record_heartbeat(self, *, group: str, hook: str, token: str | None, instance_id: str) -> None:
+        """Restart the hook's heartbeat timeout. Raises LifecycleActionGone when no such action is active."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Backlog:

@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from multus_ipam.budget import SWEEP_STOP_SECONDS
-from multus_ipam.errors import MultusIpamError
+from multus_ipam.errors import LifecycleActionGone, MultusIpamError
 from multus_ipam.events import LAUNCH_DETAIL_TYPE, TERMINATE_DETAIL_TYPE, Transition
 from multus_ipam.orphans import OrphanSweep
 from multus_ipam.ports import CallDeadline, Clock, Ec2, GroupInstance, GroupReader, Intake, LifecycleHook
@@ -171,26 +171,58 @@ class Reconciler:
             )
             return ReconcileReport(waiting=len(waiting), backlog=backlog.total)
         events: list[dict[str, object]] = []
-        requeued: list[str] = []
+        lost: list[GroupInstance] = []
         for instance in overdue:
             launching = instance.lifecycle_state in LAUNCH_WAITS
-            for hook in hooks:
-                if (hook.transition == Transition.LAUNCHING.value) == launching:
-                    seen = since[(instance.instance_id, instance.lifecycle_state)]
-                    events.append(lost_event(hook, instance, group, seen))
-            requeued.append(instance.instance_id)
-        if self._clock.now() >= end:
+            seen = since[(instance.instance_id, instance.lifecycle_state)]
+            pending = [
+                hook
+                for hook in hooks
+                if (hook.transition == Transition.LAUNCHING.value) == launching
+                and self._still_ours(group, hook, instance)
+            ]
+            if not pending:
+                self._log.info(
+                    "instance waits on another hook: ours is done",
+                    extra={"instance_id": instance.instance_id, "lifecycle_state": instance.lifecycle_state},
+                )
+                with self._lock:  # asked again one grace period from now, not on every run
+                    self._first_seen[(instance.instance_id, instance.lifecycle_state)] = now
+                continue
+            events.extend(lost_event(hook, instance, group, seen) for hook in pending)
+            lost.append(instance)
+        if not events or self._clock.now() >= end:
             return ReconcileReport(waiting=len(waiting), backlog=backlog.total)
         self._intake.send(events)
         self._metrics.count(Metric.LOST_EVENTS_REQUEUED, len(events))
-        for instance in overdue:
+        for instance in lost:
             self._log.warning(
                 "lifecycle event lost: queued again",
                 extra={"instance_id": instance.instance_id, "lifecycle_state": instance.lifecycle_state},
             )
             with self._lock:  # counted afresh: if this one is lost too, another grace period
                 self._first_seen[(instance.instance_id, instance.lifecycle_state)] = now
-        return ReconcileReport(requeued=tuple(requeued), waiting=len(waiting), backlog=backlog.total)
+        return ReconcileReport(requeued=tuple(i.instance_id for i in lost), waiting=len(waiting), backlog=backlog.total)
+
+    def _still_ours(self, group: str, hook: LifecycleHook, instance: GroupInstance) -> bool:
+        """Whether our hook's action for this wait is still active. Auto Scaling lists the wait, not the hooks it
+        waits on: an instance of an EKS managed node group waits on EKS's own hooks too (``Terminate-LC-Hook``
+        while EKS drains the node, up to its 1800 s timeout), long after ours completed. A heartbeat by instance
+        id answers without changing anything but our own action's deadline (extended by one heartbeat timeout,
+        which only helps the event queued now): "No active Lifecycle Action" means ours is done. Any other
+        error cannot tell, so the event is queued as before (a late event is harmless)."""
+        try:
+            self._autoscaling.record_heartbeat(
+                group=group, hook=hook.name, token=None, instance_id=instance.instance_id
+            )
+        except LifecycleActionGone:
+            return False
+        except MultusIpamError as error:
+            self._log.warning(
+                "could not ask whether our hook still waits: queuing its event anyway",
+                extra={"instance_id": instance.instance_id, "hook": hook.name, "error": str(error)},
+            )
+        return True
 
     def _launch_in_progress(self, instance: GroupInstance) -> bool:
         """While messages are in flight: whether a delivery of this instance's event has been at work (it made an

@@ -55,6 +55,7 @@ RECONCILER_IAM_ACTIONS = SqsIntake.IAM_ACTIONS | frozenset(
         "autoscaling:DescribeAutoScalingGroups",
         "autoscaling:DescribeWarmPool",
         "autoscaling:DescribeLifecycleHooks",
+        "autoscaling:RecordLifecycleActionHeartbeat",
     }
 )
 
@@ -208,7 +209,7 @@ def handle_one(runtime: Runtime, event: object, context: LambdaContext, delivery
             return runtime.service.handle(parsed, context.get_remaining_time_in_millis, delivery).as_dict()
         logger.thread_safe_append_keys(**parsed.log_keys(), correlation_id=parsed.event_id)
         hooks = runtime.settings.hook_names
-        if hooks and parsed.hook not in hooks:
+        if parsed.hook not in hooks:
             # Another tool's hook on the same group (a drain hook, say): its action is not ours to complete.
             reason = f"detail.LifecycleHookName: {parsed.hook!r} is not one of {sorted(hooks)} (LIFECYCLE_HOOK_NAMES)"
             logger.info("ignored event: %s", reason)
@@ -256,8 +257,9 @@ def complete_despite_configuration_error(
     if not isinstance(action, LifecycleAction):
         return
     hooks = {name.strip() for name in env.get("LIFECYCLE_HOOK_NAMES", "").split(",") if name.strip()}
-    if hooks and action.hook not in hooks:
-        return  # another tool's action: never ours to complete, configuration error or not
+    if action.hook not in hooks:
+        # Another tool's action, or no hook names to tell: never completed unless it is provably ours.
+        return
     raw = env.get("FAILURE_RESULT", "").strip().upper()
     result = LifecycleResult(raw) if raw in LifecycleResult.__members__ else LifecycleResult.ABANDON
     if action.transition.value.endswith("TERMINATING"):

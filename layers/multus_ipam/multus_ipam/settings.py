@@ -273,6 +273,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if not 1 <= len(owner) <= 256:
         raise ConfigurationError("OWNER_ID", "must be 1 to 256 characters (it becomes a tag value)")
     hooks = frozenset(_csv(env.get("LIFECYCLE_HOOK_NAMES", "")))
+    if not hooks:
+        # Required: a group can hold other tools' hooks (EKS's Launch-LC-Hook and Terminate-LC-Hook on every
+        # managed node group, a drain hook), and completing one of theirs would cut their work short.
+        raise ConfigurationError(
+            "LIFECYCLE_HOOK_NAMES", "required: the names of the hooks this function completes", "hook-a,hook-b"
+        )
     for hook in hooks:
         if not GROUP_NAME.match(hook):
             raise ConfigurationError("LIFECYCLE_HOOK_NAMES", f"{hook!r} is not a valid hook name")
