@@ -72,7 +72,7 @@ def _subnets(scenario: Scenario) -> list[str]:
 
 
 def worker_bound(network: IPv4Network) -> IPv4Address:
-    """The split the docs recommend (README "Subnet plan"; tests/plan/test_recommended_split.py holds them to
+    """The split the docs recommend (docs/subnet-plan.md; tests/plan/test_recommended_split.py holds them to
     it): workers take the bottom quarter of each Multus subnet (.4 to .63 of a /24) ..."""
     return network[network.num_addresses // 4 - 1]
 
@@ -635,7 +635,7 @@ def main() -> int:
         print("\nSOMETHING IS WRONG:\n" + "\n".join(f"  - {problem}" for problem in problems))
     else:
         print("\nall good: no leaked ENI, no worker in a pod range, every launch and termination completed in time")
-    print('next: `python -m multus_ipam plan --help` to plan your subnets, then README "Deploy".')
+    print('next: `python -m multus_ipam plan --help` to plan your subnets, then docs/deploy.md.')
     return 1 if problems else 0
 
 

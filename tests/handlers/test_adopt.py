@@ -1,5 +1,5 @@
 """`python -m multus_ipam adopt` on the local AWS, on a group the way the AWS sample leaves it (DOMAIN.md
-section 7), and the README's runbook "Taking over from the AWS sample" run command by command."""
+section 7), and the runbook in docs/migration.md run command by command."""
 
 from __future__ import annotations
 
@@ -267,10 +267,7 @@ FENCED = re.compile(r"^```sh\n(?P<body>.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def runbook_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    start = text.index("## Taking over from the AWS sample")
-    end = text.index("\n## ", start + 1)
-    section = text[start:end]
+    section = (ROOT / "docs" / "migration.md").read_text()
     lines = [line.split("  #")[0].strip() for block in FENCED.finditer(section) for line in block["body"].splitlines()]
     return [line for line in lines if line]
 

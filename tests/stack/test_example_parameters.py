@@ -1,7 +1,7 @@
 """examples/two-az.yaml, the parameters of a typical deployment, is one `sam deploy --parameter-overrides file://...`
 takes and template.yaml accepts: every key a parameter, every parameter without a default given, every value one
 its parameter allows, the template's Rules satisfied; the functions start with the environment it gives them and
-the link plan names two links per AZ. The README's commands use it as the file's own header says.
+the link plan names two links per AZ. The README's and docs/deploy.md's commands use it as the file's own header says.
 
 The file is read as SAM CLI reads it (``samcli.cli.types.CfnParameterOverridesType``: a YAML mapping, a list
 joined with commas, any other value ``str()``); where SAM CLI's own virtualenv exists (``make test`` builds it
@@ -30,6 +30,7 @@ from tests.stack.template import STACK_NAME, resolve, resource, template
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "two-az.yaml"
 README = ROOT / "README.md"
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 SAM_PYTHON = ROOT / ".sam-venv" / "bin" / "python"
 
 #: What CloudFormation checks an AWS-specific parameter type's values against (before it looks them up).
@@ -178,7 +179,7 @@ def test_given_the_example_when_checking_the_templates_rules_then_each_holds(rul
 
 
 def test_given_the_examples_worker_bounds_then_each_is_the_recommended_split_of_its_24() -> None:
-    # README, "Subnet plan": workers .4-.63, pods .64-.254 (demo.worker_bound computes it, tests/plan holds it).
+    # docs/subnet-plan.md: workers .4-.63, pods .64-.254 (demo.worker_bound computes it, tests/plan holds it).
     bounds = dict(pair.split("=") for pair in example()["WorkerIpUpperBounds"].split(","))
     networks = {subnet: IPv4Network(f"{bound}/24", strict=False) for subnet, bound in bounds.items()}
 
@@ -246,7 +247,7 @@ def commands(path: Path) -> list[str]:
     return [re.sub(r"\s+#.*$", "", line).strip() for line in lines]
 
 
-@pytest.mark.parametrize("where", [README, EXAMPLE], ids=lambda path: path.name)
+@pytest.mark.parametrize("where", [README, DEPLOY_DOC, EXAMPLE], ids=lambda path: path.name)
 def test_given_the_deploy_commands_when_reading_them_then_they_deploy_a_copy_of_the_example(where: Path) -> None:
     lines = commands(where)
     copies = [line.split() for line in lines if line.startswith(f"cp {EXAMPLE.relative_to(ROOT)} ")]

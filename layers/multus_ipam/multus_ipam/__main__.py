@@ -24,7 +24,7 @@ Exit status of ``plan``:
        answer; one line on stderr
 
 ``python -m multus_ipam adopt --group NAME [--apply]`` takes over the Multus ENIs the AWS sample left on a
-running group (see :mod:`multus_ipam.adopt` and README, "Taking over from the AWS sample"). Read-only without
+running group (see :mod:`multus_ipam.adopt` and docs/migration.md). Read-only without
 ``--apply``. The subnets and the owner come from ``--subnet-ids``/``--owner`` or, like the functions, from
 ``MULTUS_SUBNET_IDS``/``OWNER_ID``. Exit status: 0 nothing refused or missing (read-only: whatever would change
 is listed), 1 something refused or missing (listed), 2 usage, 3 the group could not be read or changed (one line
@@ -50,7 +50,7 @@ from multus_ipam.plan import Plan, PlanError, plan_networks, render
 from multus_ipam.ports import Ec2, Eni, Reservation, Subnet
 
 EXIT_OK, EXIT_CONFLICTS, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
-#: What ``--subnet-id`` reads (README, "Subnet plan").
+#: What ``--subnet-id`` reads (docs/subnet-plan.md).
 PLAN_IAM_ACTIONS = ("ec2:DescribeSubnets", "ec2:DescribeNetworkInterfaces", "ec2:GetSubnetCidrReservations")
 #: EC2's answers for a request the caller's policy does not allow.
 ACCESS_DENIED_CODES = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"})

@@ -10,7 +10,7 @@ Instead each launch takes the free address at its *rank*: its position among the
 waiting for an ENI in this subnet, ordered by instance id. Every launch can see the same waiting set, and as
 soon as one launch creates its ENI it drops out of the waiting set and its address drops out of the free
 set, so the ranks of the others and the free list shift together and the launches keep taking distinct
-addresses, which together are exactly the lowest free ones (see README, "Bursts"). A launch whose rank is at
+addresses, which together are exactly the lowest free ones (see docs/how-it-works.md, "Bursts"). A launch whose rank is at
 or beyond the number of free addresses has none left to take: the launches ahead of it take them all.
 """
 

@@ -21,7 +21,7 @@ from typing import Protocol
 from multus_ipam.ports import AttachedInterface, Eni, GroupInstance, Instance, Subnet
 from multus_ipam.settings import CREATED_AT_TAG, INSTANCE_TAG, NO_MANAGE_TAG, OWNER_TAG, SUBNET_TAG, format_created_at
 
-#: What the read-only report reads; --apply adds ADOPT_APPLY_IAM_ACTIONS (README, "Taking over from the AWS sample").
+#: What the read-only report reads; --apply adds ADOPT_APPLY_IAM_ACTIONS (docs/migration.md).
 ADOPT_READ_IAM_ACTIONS = (
     "autoscaling:DescribeAutoScalingGroups",
     "ec2:DescribeSubnets",
