@@ -6,7 +6,9 @@ concurrency tests run for both modes in test_faults_and_redelivery.py. Here: wha
 
 from __future__ import annotations
 
+import shlex
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from pathlib import Path
 
 from localaws import LocalAWS
 from multus_ipam.runtime import Mode
@@ -144,3 +146,37 @@ def test_given_a_dual_stack_subnet_without_an_ipv6_reservation_then_it_fails_nam
     assert outcome["result"] == "ABANDON"
     assert "no explicit IPv6 CIDR reservation" in outcome["reason"]
     assert world.aws.calls_to("ec2", "CreateNetworkInterface") == []
+
+
+def test_given_the_recommended_split_reserved_with_the_docs_commands_when_launching_then_workers_get_4_to_63(
+    aws: LocalAWS,
+) -> None:
+    """docs/deploy.md, "More reservations than the stack's three": the two `aws ec2 create-subnet-cidr-reservation`
+    lines, run for each Multus subnet of the AZ (with that subnet's CIDR), and POD_CIDR_RESERVATIONS naming all
+    of them; EC2 then assigns the workers' addresses in .4-.63 only."""
+    world = cidr_world(aws, reservations={})
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    lines = [line for line in doc.splitlines() if line.startswith("aws ec2 create-subnet-cidr-reservation ")]
+    assert len(lines) == 2
+    pairs: list[str] = []
+    for subnet in world.multus_subnets[:2]:
+        third = IPv4Network(world.cidrs[subnet]).network_address.packed[2]
+        for line in lines:
+            argv = shlex.split(line.replace("$SUBNET", subnet).replace("10.0.4.", f"10.0.{third}."))
+            options = dict(zip(argv[3::2], argv[4::2], strict=True))
+            world.ec2.create_subnet_cidr_reservation(
+                SubnetId=options["--subnet-id"],
+                Cidr=options["--cidr"],
+                ReservationType=options["--reservation-type"],  # type: ignore[arg-type]
+                Description=options["--description"],
+            )
+            pairs.append(f"{subnet}={options['--cidr']}")
+    events = world.scale_out(3)
+    runtime = world.runtime(POD_CIDR_RESERVATIONS=",".join(pairs))
+
+    outcomes = [deliver(runtime, event) for event in events]
+
+    assert [o["result"] for o in outcomes] == ["CONTINUE"] * 3
+    for eni in world.our_enis():
+        address = IPv4Address(eni["PrivateIpAddress"])
+        assert 4 <= address.packed[3] <= 63, f"{address}: outside the workers' .4-.63"
