@@ -43,7 +43,11 @@ class SampleGroup:
     half_made: str
 
     def env(self) -> dict[str, str]:
-        return {"MULTUS_SUBNET_IDS": ",".join(self.world.multus_subnets), "OWNER_ID": OWNER}
+        return {
+            "MULTUS_SUBNET_IDS": ",".join(self.world.multus_subnets),
+            "OWNER_ID": OWNER,
+            "LIFECYCLE_HOOK_NAMES": f"{LAUNCH_HOOK},{TERMINATE_HOOK}",
+        }
 
     def adopt(self, *argv: str) -> tuple[int, str, str]:
         self.world.aws.clock.advance(30)  # an operator's pace: EC2's describes show what was just made
@@ -255,8 +259,8 @@ def test_given_no_permission_to_describe_the_enis_when_adopting_then_one_line_na
     assert (code, out) == (EXIT_UNREADABLE, "")
     assert err.startswith(f"adopt: could not read {GROUP}: DescribeNetworkInterfaces failed: UnauthorizedOperation")
     assert err.endswith(
-        "(it needs autoscaling:DescribeAutoScalingGroups, ec2:DescribeSubnets, ec2:DescribeInstances, "
-        "ec2:DescribeNetworkInterfaces)\n"
+        "(it needs autoscaling:DescribeAutoScalingGroups, autoscaling:DescribeLifecycleHooks, ec2:DescribeSubnets, "
+        "ec2:DescribeInstances, ec2:DescribeNetworkInterfaces)\n"
     )
     assert err.count("\n") == 1
 
@@ -293,7 +297,7 @@ def test_the_runbook_takes_the_group_over_command_by_command(sample: SampleGroup
         "SAMPLE_TARGET_ID": SAMPLE_TARGET_ID,
     }
     world.ec2.delete_network_interface(NetworkInterfaceId=sample.half_made)  # done as the report says
-    codes = []
+    codes, outputs = [], []
     for command in runbook_commands():
         argv = [re.sub(r"\$(\w+)", lambda m: variables[m[1]], word) for word in shlex.split(command)]
         if argv[0] == "export":
@@ -304,10 +308,16 @@ def test_the_runbook_takes_the_group_over_command_by_command(sample: SampleGroup
             out, err = io.StringIO(), io.StringIO()
             codes.append(main(argv[3:], out=out, err=err, env=sample.env(), now=world.aws.clock.now))
             assert err.getvalue() == "", command
+            outputs.append(out.getvalue())
         else:
             assert argv[0] == "aws", command
             _aws_cli(world, argv[1:])
     assert codes == [EXIT_OK, EXIT_OK, EXIT_OK]
+    first, *_, last = outputs
+    assert f"  {SAMPLE_LAUNCH_HOOK} (launch): another tool's" in first  # the report says what to remove
+    assert f"  {SAMPLE_TERMINATE_HOOK} (terminate): another tool's" in first
+    assert "another tool's" not in last  # the verification: the sample's hooks are gone, ours are there
+    assert f"  {LAUNCH_HOOK} (launch): ours\n  {TERMINATE_HOOK} (terminate): ours\n" in last
     hooks = world.autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=GROUP)["LifecycleHooks"]
     assert {h["LifecycleHookName"] for h in hooks} == {LAUNCH_HOOK, TERMINATE_HOOK}
     assert SAMPLE_RULE not in {r["Name"] for r in world.aws.client("events").list_rules()["Rules"]}

@@ -136,6 +136,9 @@ def test_given_nodes_launched_before_our_hooks_when_checked_then_adopt_says_to_r
         assert instance in out
         assert mng.multus_enis(instance) == []
     assert out.count("replace the node") == 2 * 2  # two nodes, two Multus subnets in their AZ each
+    assert f"  {EKS_LAUNCH_HOOK} (launch): EKS's (managed node group): leave it" in out
+    assert f"  {EKS_TERMINATE_HOOK} (terminate): EKS's (managed node group): leave it" in out
+    assert f"  {OUR_LAUNCH_HOOK} (launch): ours" in out
 
 
 def test_given_an_event_of_eks_hooks_when_it_reaches_our_function_then_it_is_ignored(mng: Mng) -> None:

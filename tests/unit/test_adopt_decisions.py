@@ -8,13 +8,19 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from multus_ipam.__main__ import EXIT_USAGE, main
-from multus_ipam.adopt import Change, GroupView, Report, Verdict, decide
-from multus_ipam.ports import Attachment, Eni, GroupInstance, Instance, Subnet
+from multus_ipam.adopt import Change, GroupView, HookKind, Report, Verdict, decide
+from multus_ipam.ports import Attachment, Eni, GroupInstance, Instance, LifecycleHook, Subnet
 from multus_ipam.settings import INSTANCE_TAG, NO_MANAGE_TAG, OWNER_TAG, SUBNET_TAG
 
 A, B, OTHER_AZ_SUBNET = "subnet-0000000000000000a", "subnet-0000000000000000b", "subnet-0000000000000000c"
 NODE = "i-0000000000000000a"
 SAMPLE_TAGS = {NO_MANAGE_TAG[0]: NO_MANAGE_TAG[1], "team": "ims"}
+LAUNCHING, TERMINATING = "autoscaling:EC2_INSTANCE_LAUNCHING", "autoscaling:EC2_INSTANCE_TERMINATING"
+#: The stack's two hooks on an existing group whose stack is named "ours".
+OUR_HOOKS = (
+    LifecycleHook("ours-multus-launch", LAUNCHING, 600),
+    LifecycleHook("ours-multus-terminate", TERMINATING, 600),
+)
 
 
 def eni(eni_id: str, subnet: str, index: int | None, tags: dict[str, str] | None = None, *, dot: bool = True) -> Eni:
@@ -33,14 +39,15 @@ def eni(eni_id: str, subnet: str, index: int | None, tags: dict[str, str] | None
     )
 
 
-def report(*enis: Eni) -> Report:
+def report(*enis: Eni, hooks: tuple[LifecycleHook, ...] = OUR_HOOKS, hook_names: tuple[str, ...] = ()) -> Report:
     subnets = (
         Subnet(A, "az-1", "vpc-1", IPv4Network("10.0.4.0/24"), None),
         Subnet(B, "az-1", "vpc-1", IPv4Network("10.0.5.0/24"), None),
         Subnet(OTHER_AZ_SUBNET, "az-2", "vpc-1", IPv4Network("10.0.6.0/24"), None),
     )
-    view = GroupView(((GroupInstance(NODE, "az-1", "InService"), Instance(NODE, "az-1", "running")),), subnets, enis)
-    return decide(view, group="g", owner="ours", subnet_ids=(A, B, OTHER_AZ_SUBNET))
+    node = (GroupInstance(NODE, "az-1", "InService"), Instance(NODE, "az-1", "running"))
+    view = GroupView((node,), subnets, enis, hooks)
+    return decide(view, group="g", owner="ours", subnet_ids=(A, B, OTHER_AZ_SUBNET), hook_names=hook_names)
 
 
 def verdicts(found: Report) -> dict[str, tuple[Verdict, tuple[Change, ...]]]:
@@ -123,3 +130,48 @@ def test_given_no_subnets_or_no_owner_when_adopting_then_a_usage_error_with_exit
         with pytest.raises(SystemExit) as stopped:
             main(["adopt", "--group", "g"], env=env)
         assert stopped.value.code == EXIT_USAGE
+
+
+def test_given_the_hooks_of_a_group_then_each_is_ours_eks_or_another_tools() -> None:
+    """Given our two hooks, EKS's two (a managed node group) and the AWS sample's, when deciding, then ours are
+    ours, EKS's are to be left, the sample's are another tool's, and nothing is missing."""
+    eks = (LifecycleHook("Launch-LC-Hook", LAUNCHING, 1800), LifecycleHook("Terminate-LC-Hook", TERMINATING, 1800))
+    sample = (LifecycleHook("sample-launch", LAUNCHING, 300),)
+
+    found = report(eni("eni-1", A, 1), eni("eni-2", B, 2), hooks=(*OUR_HOOKS, *eks, *sample))
+
+    kinds = {h.name: (h.kind, h.launching) for h in found.hooks}
+    assert kinds == {
+        "ours-multus-launch": (HookKind.OURS, True),
+        "ours-multus-terminate": (HookKind.OURS, False),
+        "Launch-LC-Hook": (HookKind.EKS, True),
+        "Terminate-LC-Hook": (HookKind.EKS, False),
+        "sample-launch": (HookKind.OTHER, True),
+    }
+    assert found.missing_hooks == ()
+    assert found.problems == 0
+
+
+@pytest.mark.parametrize("present", [(), OUR_HOOKS[:1], OUR_HOOKS[1:]])
+def test_given_our_hooks_not_on_the_group_then_each_missing_one_is_a_problem(
+    present: tuple[LifecycleHook, ...],
+) -> None:
+    """Given a group without one of our hooks (the stack not deployed on it yet), when deciding, then the missing
+    hook is named and counted: nothing would give a new node its Multus ENIs, or release them."""
+    found = report(eni("eni-1", A, 1), eni("eni-2", B, 2), hooks=present)
+
+    expected = tuple(h.name for h in OUR_HOOKS if h not in present)
+    assert found.missing_hooks == expected
+    assert found.problems == len(expected)
+
+
+def test_given_hook_names_when_deciding_then_they_replace_the_stacks_default_names() -> None:
+    """Given LIFECYCLE_HOOK_NAMES (a group the stack created names its hooks multus-launch/-terminate)."""
+    hooks = (LifecycleHook("multus-launch", LAUNCHING, 600), LifecycleHook("multus-terminate", TERMINATING, 600))
+
+    found = report(
+        eni("eni-1", A, 1), eni("eni-2", B, 2), hooks=hooks, hook_names=("multus-launch", "multus-terminate")
+    )
+
+    assert {h.kind for h in found.hooks} == {HookKind.OURS}
+    assert found.missing_hooks == ()

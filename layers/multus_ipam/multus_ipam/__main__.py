@@ -309,7 +309,8 @@ def _adopt(
     except MultusIpamError as error:
         err.write(f"adopt: could not read {args.group}: {_why(error, adopt.ADOPT_READ_IAM_ACTIONS)}\n")
         return EXIT_UNREADABLE
-    report = adopt.decide(view, group=args.group, owner=owner, subnet_ids=subnet_ids)
+    hook_names = [name.strip() for name in env.get("LIFECYCLE_HOOK_NAMES", "").split(",") if name.strip()]
+    report = adopt.decide(view, group=args.group, owner=owner, subnet_ids=subnet_ids, hook_names=hook_names)
     if args.apply:
         try:
             adopt.apply(ec2, report, now=now())

@@ -10,8 +10,8 @@ Instead each launch takes the free address at its *rank*: its position among the
 waiting for an ENI in this subnet, ordered by instance id. Every launch can see the same waiting set, and as
 soon as one launch creates its ENI it drops out of the waiting set and its address drops out of the free
 set, so the ranks of the others and the free list shift together and the launches keep taking distinct
-addresses, which together are exactly the lowest free ones (see docs/how-it-works.md, "Bursts"). A launch whose rank is at
-or beyond the number of free addresses has none left to take: the launches ahead of it take them all.
+addresses, which together are exactly the lowest free ones (see docs/how-it-works.md, "Bursts"). A launch whose
+rank is at or beyond the number of free addresses has none left to take: the launches ahead of it take them all.
 """
 
 from __future__ import annotations
@@ -135,14 +135,6 @@ class AddressSpace:
                 break
             count += 1
         return count
-
-    def is_free(self, address: IPAddress) -> bool:
-        value = int(address)
-        if address.version != self.network.version or not self.first_usable <= value <= self.last_usable:
-            return False
-        if address in self.used:
-            return False
-        return not any(address in block for block in self.blocked)
 
 
 def launch_rank(instance_id: str, waiting: Iterable[str]) -> int:

@@ -18,17 +18,39 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from multus_ipam.ports import AttachedInterface, Eni, GroupInstance, Instance, Subnet
+from multus_ipam.ports import AttachedInterface, Eni, GroupInstance, Instance, LifecycleHook, Subnet
 from multus_ipam.settings import CREATED_AT_TAG, INSTANCE_TAG, NO_MANAGE_TAG, OWNER_TAG, SUBNET_TAG, format_created_at
 
 #: What the read-only report reads; --apply adds ADOPT_APPLY_IAM_ACTIONS (docs/migration.md).
 ADOPT_READ_IAM_ACTIONS = (
     "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeLifecycleHooks",
     "ec2:DescribeSubnets",
     "ec2:DescribeInstances",
     "ec2:DescribeNetworkInterfaces",
 )
 ADOPT_APPLY_IAM_ACTIONS = ("ec2:CreateTags", "ec2:ModifyNetworkInterfaceAttribute")
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+#: The hooks EKS puts on every managed node group's Auto Scaling group (docs/managed-node-groups.md).
+EKS_HOOKS = frozenset({"Launch-LC-Hook", "Terminate-LC-Hook"})
+
+
+def stack_hook_names(owner: str) -> tuple[str, str]:
+    """The names the stack gives its two hooks on an existing group (template.yaml, ExistingGroup*Hook)."""
+    return f"{owner}-multus-launch", f"{owner}-multus-terminate"
+
+
+class HookKind(StrEnum):
+    OURS = "ours"
+    EKS = "EKS's (managed node group): leave it"
+    OTHER = "another tool's: if it is the AWS sample's, remove it once --apply is done (docs/migration.md)"
+
+
+@dataclass(frozen=True, slots=True)
+class HookFinding:
+    name: str
+    launching: bool
+    kind: HookKind
 
 
 class Verdict(StrEnum):
@@ -77,6 +99,9 @@ class Report:
     instances: tuple[InstanceReport, ...]
     unattached: tuple[Finding, ...]
     """Sample ENIs in the Multus subnets attached to nothing (the half-made case), and detached ENIs of ours."""
+    hooks: tuple[HookFinding, ...] = ()
+    missing_hooks: tuple[str, ...] = ()
+    """Our hooks (by name) that are not on the group: nothing would give a new node its Multus ENIs."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -89,7 +114,7 @@ class Report:
     @property
     def problems(self) -> int:
         """What keeps the group from being fully ours: refused ENIs and missing ones."""
-        return len(self.refused) + sum(len(i.missing) for i in self.instances)
+        return len(self.refused) + sum(len(i.missing) for i in self.instances) + len(self.missing_hooks)
 
     @property
     def pending(self) -> tuple[Finding, ...]:
@@ -104,6 +129,7 @@ class GroupView:
     instances: tuple[tuple[GroupInstance, Instance | None], ...]
     subnets: tuple[Subnet, ...]
     enis: tuple[Eni, ...]
+    hooks: tuple[LifecycleHook, ...] = ()
 
 
 def _addresses(eni: Eni) -> tuple[str, ...]:
@@ -178,8 +204,28 @@ def _classify_unattached(eni: Eni, *, owner: str) -> Finding | None:
     )
 
 
-def decide(view: GroupView, *, group: str, owner: str, subnet_ids: Sequence[str]) -> Report:
-    """What each ENI of the group's instances and each unattached sample ENI is, and what --apply would change.
+def classify_hooks(
+    hooks: Sequence[LifecycleHook], ours: Sequence[str]
+) -> tuple[tuple[HookFinding, ...], tuple[str, ...]]:
+    """Each hook on the group: ours (named in ``ours``), EKS's, or another tool's; and which of ours is missing
+    (one launch and one terminate hook are expected among ``ours``)."""
+    found = tuple(
+        HookFinding(
+            h.name,
+            h.transition == LAUNCHING,
+            HookKind.OURS if h.name in ours else HookKind.EKS if h.name in EKS_HOOKS else HookKind.OTHER,
+        )
+        for h in sorted(hooks, key=lambda h: h.name)
+    )
+    present = {h.name for h in found if h.kind is HookKind.OURS}
+    return found, tuple(name for name in ours if name not in present)
+
+
+def decide(
+    view: GroupView, *, group: str, owner: str, subnet_ids: Sequence[str], hook_names: Sequence[str] = ()
+) -> Report:
+    """What each ENI of the group's instances and each unattached sample ENI is, what --apply would change, and
+    whose each hook on the group is (``hook_names``: ours; default: the stack's names on an existing group).
 
     Pure: ``view`` was read already. Only ENIs in ``subnet_ids`` with the no_manage tag, attached to one of the
     group's instances at a device index other than 0, are ever adopted."""
@@ -223,7 +269,8 @@ def decide(view: GroupView, *, group: str, owner: str, subnet_ids: Sequence[str]
             )
         )
     unattached = [_classify_unattached(e, owner=owner) for e in multus if e.attachment is None]
-    return Report(group, owner, tuple(reports), tuple(f for f in unattached if f is not None))
+    hooks, missing_hooks = classify_hooks(view.hooks, tuple(hook_names) or stack_hook_names(owner))
+    return Report(group, owner, tuple(reports), tuple(f for f in unattached if f is not None), hooks, missing_hooks)
 
 
 def render(report: Report, *, applied: bool) -> str:
@@ -238,6 +285,12 @@ def render(report: Report, *, applied: bool) -> str:
     if report.unattached:
         lines.append("attached to no instance")
         lines.extend(f"  {_line(f, applied=applied)}" for f in report.unattached)
+    lines.append("lifecycle hooks")
+    lines.extend(f"  {h.name} ({'launch' if h.launching else 'terminate'}): {h.kind.value}" for h in report.hooks)
+    lines.extend(
+        f"  missing: {name}, ours: deploy the stack on this group first, or name our hooks (LIFECYCLE_HOOK_NAMES)"
+        for name in report.missing_hooks
+    )
     pending = report.pending
     verb = "changed" if applied else "to change"
     summary = f"{len(pending)} ENI(s) {verb}" if pending else "nothing to change"
@@ -276,13 +329,20 @@ class AdoptionEc2(Protocol):
 class GroupInstances(Protocol):
     def group_instances(self, group: str) -> list[GroupInstance]: ...
 
+    def lifecycle_hooks(self, group: str) -> list[LifecycleHook]: ...
+
 
 def read_group(ec2: AdoptionEc2, autoscaling: GroupInstances, *, group: str, subnet_ids: Sequence[str]) -> GroupView:
     """The group's instances, each one's interfaces, the configured subnets and their ENIs. Raises
     :class:`multus_ipam.errors.MultusIpamError` when something cannot be read."""
     members = autoscaling.group_instances(group)
     instances = tuple((m, ec2.describe_instance(m.instance_id)) for m in members)
-    return GroupView(instances, tuple(ec2.describe_subnets(subnet_ids)), tuple(ec2.subnet_enis(subnet_ids)))
+    return GroupView(
+        instances,
+        tuple(ec2.describe_subnets(subnet_ids)),
+        tuple(ec2.subnet_enis(subnet_ids)),
+        tuple(autoscaling.lifecycle_hooks(group)),
+    )
 
 
 def apply(ec2: AdoptionEc2, report: Report, *, now: datetime) -> None:
