@@ -446,3 +446,37 @@ def test_given_a_deferred_launch_whose_message_is_in_flight_when_overdue_then_it
     assert waiting(world, instance_id)
     assert runs.last().requeued == ()
     assert world.aws.calls_to("sqs", "SendMessageBatch") == []
+
+
+# --- a backlog must not cost an instance its wait -----------------------------------------------------------
+
+
+def test_given_events_queued_behind_a_backlog_longer_than_the_hook_timeout_then_their_instances_keep_waiting(
+    world: World,
+) -> None:
+    """Auto Scaling gives a waiting instance the hook's HeartbeatTimeout (300 s here), then its DefaultResult
+    (ABANDON: terminated, replaced); RecordLifecycleActionHeartbeat restarts that timeout. Given launches whose
+    events wait in the intake queue (a burst's backlog) for longer than the timeout, when the reconciler runs every
+    minute, then it records a heartbeat on each one's hook at half the timeout, the instances are still waiting
+    when their events' turn comes, and nothing is requeued (their events are queued, not lost)."""
+    queue = intake_queue(world.aws, max_receive_count=MAX_RECEIVE_COUNT)
+    events = world.scale_out(2)
+    instances = [e["detail"]["EC2InstanceId"] for e in events]
+    handled = [hold_in_queue(world, queue.url, event, "visible") for event in events]
+    runs = schedule(world, queue.url)
+
+    for _ in range(10):  # ten minutes: twice the hook's timeout
+        runs()
+        world.aws.clock.advance(EVERY_SECONDS)
+
+    assert all(waiting(world, instance) for instance in instances), "the backlog cost an instance its wait"
+    beats = [c for c in world.aws.calls_to("autoscaling", "RecordLifecycleActionHeartbeat") if c.ok]
+    assert {c.params["InstanceId"] for c in beats} == set(instances)
+    assert {c.params["LifecycleHookName"] for c in beats} == {LAUNCH_HOOK}
+    per_instance = len(beats) // len(instances)
+    assert 3 <= per_instance <= 5, "about once per half timeout, not every run"
+    assert all(requeued == () for requeued in runs.requeued)
+    for event, take_out in zip(events, handled, strict=True):  # their turn comes
+        assert deliver(world.runtime(), event)["result"] == "CONTINUE"
+        take_out()
+    assert not any(r.by == "timeout" for r in world.aws.lifecycle.results)

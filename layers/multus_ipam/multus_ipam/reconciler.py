@@ -15,6 +15,11 @@
    completes the action by instance id. A late event (the same action handled twice) is harmless: the engine
    adopts what exists and "No active Lifecycle Action" is taken as done.
 
+3. **Waits behind a backlog.** While the intake queue holds messages, an instance whose event is still queued
+   must not reach its hook's heartbeat timeout: at half of it the reconciler records a heartbeat on our hook.
+   Before requeueing a "lost" event it also asks (a heartbeat by instance id) whether our hook still waits: an
+   instance may wait on another hook alone (EKS's ``Terminate-LC-Hook`` while EKS drains a managed node).
+
 How long an instance has waited: Auto Scaling does not say, so the reconciler remembers when it first saw each
 waiting instance (per execution environment: runs a minute apart reuse one in practice, and a new execution
 environment starts counting afresh, which only delays a recovery by one grace period).
@@ -44,10 +49,13 @@ TERMINATE_WAITS = frozenset({"Terminating:Wait", "Warmed:Terminating:Wait"})
 #: Runs come a schedule period apart, and each reads the clock after its own AWS calls: without some slack a wait
 #: of exactly the grace period can measure a fraction of a second short and cost a whole extra period.
 SCHEDULE_SLACK_SECONDS = 5.0
+#: template.yaml: the reconciler runs every minute.
+SCHEDULE_PERIOD_SECONDS = 60
 
 
 class Metric(StrEnum):
     LOST_EVENTS_REQUEUED = "LostEventsRequeued"
+    HEARTBEATS_RECORDED = "QueuedEventHeartbeats"
     ORPHANS_RELEASED = "OrphanEnisReleased"
 
 
@@ -122,6 +130,8 @@ class Reconciler:
         self._lock = threading.Lock()
         self._first_seen: dict[tuple[str, str], datetime] = {}
         """(instance id, lifecycle state) -> when this execution environment first saw it waiting so."""
+        self._beaten: dict[tuple[str, str], datetime] = {}
+        """(instance id, hook) -> when this execution environment last recorded a heartbeat for it."""
         self.orphans = OrphanSweep(
             owner=settings.owner,
             subnet_ids=settings.subnet_ids,
@@ -153,9 +163,14 @@ class Reconciler:
         waiting = [i for i in instances if i.lifecycle_state in LAUNCH_WAITS or i.lifecycle_state in TERMINATE_WAITS]
         since = self._remember(waiting, now)
         overdue = [i for i in waiting if now - since[(i.instance_id, i.lifecycle_state)] >= self._grace]
-        if not overdue:
+        due = self._heartbeats_due(hooks, waiting, since, now)
+        if not overdue and not due:
             return ReconcileReport(waiting=len(waiting))
         backlog = self._intake.backlog()
+        if backlog.total:
+            self._keep_waiting(group, due, now, end)
+        if not overdue:
+            return ReconcileReport(waiting=len(waiting), backlog=backlog.total)
         if backlog.in_flight:
             settled = self._grace + timedelta(seconds=self._settings.retry_delay_seconds)
             overdue = [
@@ -203,6 +218,57 @@ class Reconciler:
             with self._lock:  # counted afresh: if this one is lost too, another grace period
                 self._first_seen[(instance.instance_id, instance.lifecycle_state)] = now
         return ReconcileReport(requeued=tuple(i.instance_id for i in lost), waiting=len(waiting), backlog=backlog.total)
+
+    def _heartbeats_due(
+        self,
+        hooks: list[LifecycleHook],
+        waiting: list[GroupInstance],
+        since: Mapping[tuple[str, str], datetime],
+        now: datetime,
+    ) -> list[tuple[GroupInstance, LifecycleHook]]:
+        """Waits on our hooks that have used half their heartbeat timeout since they were first seen or last
+        extended. The wait began up to one schedule period before the reconciler first saw it: that is counted
+        as spent."""
+        due: list[tuple[GroupInstance, LifecycleHook]] = []
+        with self._lock:
+            self._beaten = {key: at for key, at in self._beaten.items() if key[0] in {i.instance_id for i in waiting}}
+            for instance in waiting:
+                launching = instance.lifecycle_state in LAUNCH_WAITS
+                start = since[(instance.instance_id, instance.lifecycle_state)]
+                for hook in hooks:
+                    if (hook.transition == Transition.LAUNCHING.value) != launching:
+                        continue
+                    last = max(start, self._beaten.get((instance.instance_id, hook.name), start))
+                    spent = now - last + timedelta(seconds=SCHEDULE_PERIOD_SECONDS)
+                    if spent >= timedelta(seconds=hook.heartbeat_timeout_seconds / 2):
+                        due.append((instance, hook))
+        return due
+
+    def _keep_waiting(
+        self, group: str, due: list[tuple[GroupInstance, LifecycleHook]], now: datetime, end: datetime
+    ) -> None:
+        """While the intake queue holds messages (a burst's backlog, deferred records), the events of waiting
+        instances may still be queued behind others: a heartbeat on our hook keeps each from timing out (a
+        launch's ABANDON terminates a node whose only fault was its place in the queue) until its event's turn.
+        Once the queue is idle, what still waits is a lost event, requeued as usual."""
+        for instance, hook in due:
+            if self._clock.now() >= end:
+                return
+            try:
+                self._autoscaling.record_heartbeat(
+                    group=group, hook=hook.name, token=None, instance_id=instance.instance_id
+                )
+            except LifecycleActionGone:
+                continue  # ours is done; the instance waits on another hook
+            except MultusIpamError as error:
+                self._log.warning(
+                    "could not extend the wait of an instance whose event is queued",
+                    extra={"instance_id": instance.instance_id, "hook": hook.name, "error": str(error)},
+                )
+                continue
+            with self._lock:
+                self._beaten[(instance.instance_id, hook.name)] = now
+            self._metrics.count(Metric.HEARTBEATS_RECORDED)
 
     def _still_ours(self, group: str, hook: LifecycleHook, instance: GroupInstance) -> bool:
         """Whether our hook's action for this wait is still active. Auto Scaling lists the wait, not the hooks it
