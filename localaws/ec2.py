@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -484,11 +485,24 @@ def _page(
     return page, _encode_token(key(page[-1]))
 
 
+#: Filters on attributes an interface has several of. AWS keeps an interface when any of the filter's values
+#: matches any of them (values of one filter are ORed); moto keeps it only when the values are a subset or a
+#: superset of the interface's, so two addresses in one filter found nothing (an interface also holds its primary).
+_MULTI_VALUED = frozenset({"addresses.private-ip-address", "private-ip-address", "ipv6-addresses.ipv6-address"})
+
+
 def _describe_network_interfaces(self: Any) -> ActionResult:
     ids = self._get_param("NetworkInterfaceIds", [])
     filters = self._filters_from_querystring()
     self.error_on_dryrun()
+    any_of = {name: filters.pop(name) for name in list(filters) if name in _MULTI_VALUED}
     enis = self.ec2_backend.get_all_network_interfaces(ids, filters)
+    for name, patterns in any_of.items():
+        enis = [
+            eni
+            for eni in enis
+            if any(fnmatch.fnmatchcase(str(held), pattern) for held in _ENI_FILTERS[name](eni) for pattern in patterns)
+        ]
     page, next_token = _page(enis, lambda eni: str(eni.id), self, ids_param="NetworkInterfaceIds")
     result: dict[str, Any] = {"NetworkInterfaces": page}
     if next_token:

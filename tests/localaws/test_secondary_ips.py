@@ -106,3 +106,22 @@ def test_given_a_count_when_assigning_then_free_addresses_are_picked_and_only_th
     picked = {i["PrivateIpAddress"] for i in answer["AssignedPrivateIpAddresses"]}
     assert len(picked) == 2
     assert _ips(pair, pair.a) == picked
+
+
+def test_given_several_addresses_in_one_filter_when_described_then_every_eni_holding_any_of_them_is_found(
+    pair: Pair,
+) -> None:
+    # AWS ORs the values of one filter; moto wanted them to be a subset or superset of the interface's addresses
+    # (and every interface also holds its primary), so a lookup of two addresses found nobody.
+    pair.ec2.assign_private_ip_addresses(NetworkInterfaceId=pair.a, PrivateIpAddresses=["10.0.4.200"])
+    pair.ec2.assign_private_ip_addresses(NetworkInterfaceId=pair.b, PrivateIpAddresses=["10.0.4.201"])
+    pair.ec2.assign_ipv6_addresses(NetworkInterfaceId=pair.b, Ipv6Addresses=[pair.ipv6 + "97"])
+
+    def found(name: str, values: list[str]) -> set[str]:
+        answer = pair.ec2.describe_network_interfaces(Filters=[{"Name": name, "Values": values}])
+        return {eni["NetworkInterfaceId"] for eni in answer["NetworkInterfaces"]}
+
+    assert found("addresses.private-ip-address", ["10.0.4.200", "10.0.4.201", "127.0.0.1"]) == {pair.a, pair.b}
+    assert found("addresses.private-ip-address", ["10.0.4.200", "10.0.4.202"]) == {pair.a}
+    assert found("ipv6-addresses.ipv6-address", [pair.ipv6 + "97", pair.ipv6 + "96"]) == {pair.b}
+    assert found("addresses.private-ip-address", ["10.0.4.202"]) == set()
