@@ -7,7 +7,8 @@ from the local AWS's ENIs: after an ``AssignPrivateIpAddresses``, ``local-ipv4s`
     with LocalAWS() as aws, LocalImds(aws, instance_id) as imds:
         env["PIM_IMDS_ENDPOINT"] = imds.endpoint
 
-``fail(status, times)`` answers the next ``times`` metadata GETs with ``status`` (401: token rejected, 5xx).
+``fail(status, times)`` answers the next ``times`` metadata GETs with ``status`` (401: token rejected, 5xx);
+``fail_tokens(status, times)`` the next token requests (403: IMDS turned off, 5xx).
 ``stale()`` freezes the address lists as they are (EC2 remaps asynchronously and IMDS shows it late);
 ``requests`` records what was asked.
 """
@@ -50,6 +51,7 @@ class LocalImds:
         self._tokens: set[str] = set()
         self._frozen: dict[str, dict[str, str]] | None = None
         self._failures: list[int] = []
+        self._token_failures: list[int] = []
         self._lock = threading.Lock()
         self.requests: list[ImdsRequest] = []
         self._server: ThreadingHTTPServer | None = None
@@ -105,6 +107,11 @@ class LocalImds:
         with self._lock:
             self._failures.extend([status] * times)
 
+    def fail_tokens(self, status: int, times: int = 1) -> None:
+        """Answer the next ``times`` token requests (``PUT /latest/api/token``) with ``status``."""
+        with self._lock:
+            self._token_failures.extend([status] * times)
+
     @contextmanager
     def stale(self) -> Iterator[None]:
         """Serve the address lists as they are now until the block ends (IMDS lagging behind EC2)."""
@@ -148,6 +155,10 @@ class LocalImds:
         return (HTTPStatus.NOT_FOUND, "") if value is None else (HTTPStatus.OK, value)
 
     def _token(self, handler: BaseHTTPRequestHandler) -> tuple[int, str]:
+        with self._lock:
+            injected = self._token_failures.pop(0) if self._token_failures else None
+        if injected is not None:
+            return injected, ""
         if handler.headers.get("X-Forwarded-For"):  # IMDSv2 refuses token requests that went through a proxy
             return HTTPStatus.FORBIDDEN, ""
         ttl = handler.headers.get("X-aws-ec2-metadata-token-ttl-seconds", "")

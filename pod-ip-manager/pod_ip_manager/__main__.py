@@ -1,4 +1,4 @@
-"""``python -m pod_ip_manager init|sidecar``."""
+"""``python -m pod_ip_manager init|sidecar|node-agent``."""
 
 from pod_ip_manager.app import main
 

@@ -1,4 +1,5 @@
-"""Composition root and command line: ``python -m pod_ip_manager init|sidecar``.
+"""Composition root and command line: ``python -m pod_ip_manager init|sidecar|node-agent`` (the node agent's
+own composition is ``agent_app``).
 
 Settings are read once; adapters are built once here (never at import time); then one run. The exit status
 tells what happened: 0 done (or stopped cleanly), 2 configuration, 3 interfaces missing, 4 address not
@@ -19,17 +20,21 @@ from pathlib import Path
 from typing import assert_never
 
 from pod_ip_manager import logs
-from pod_ip_manager.config import Mode, Settings, load_settings
+from pod_ip_manager.agent_app import run_node_agent
+from pod_ip_manager.config import EniLookup, Mode, Settings, load_settings
 from pod_ip_manager.ec2 import Ec2, ec2_client
+from pod_ip_manager.eni_lookup import Ec2EniLookup
 from pod_ip_manager.errors import ConfigurationError, PodIpManagerError, Stopped
 from pod_ip_manager.imds import Imds
 from pod_ip_manager.netlink import NetlinkAddresses, Stopper
+from pod_ip_manager.planning import multus_interfaces
+from pod_ip_manager.ports import InstanceMetadata
 from pod_ip_manager.retry import RetryPolicy
 from pod_ip_manager.service import Options, PodIpManager
 
 log = logging.getLogger("pod_ip_manager")
 
-USAGE = "usage: python -m pod_ip_manager [init|sidecar]   (or set PIM_MODE; see README for the variables)"
+USAGE = "usage: python -m pod_ip_manager [init|sidecar|node-agent]   (or set PIM_MODE; see README for the variables)"
 
 
 def main(
@@ -61,15 +66,21 @@ def main(
 
 
 def run(settings: Settings) -> int:
+    if settings.mode is Mode.NODE_AGENT:
+        return run_node_agent(settings)
     ready = ReadyFile(settings.ready_file)
     ready.clear()  # an emptyDir outlives a restarted container: a stale file would pass the startupProbe at once
-    metadata = Imds(settings.imds_endpoint, timeout_seconds=settings.imds_timeout_seconds)
-    region = settings.region or metadata.region()
+    imds = Imds(settings.imds_endpoint, timeout_seconds=settings.imds_timeout_seconds)
+    region = settings.region or imds.region()  # PIM_ENI_LOOKUP=ec2 requires the region: IMDS is never asked
     policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
-    ec2 = Ec2(ec2_client(region), policy)
+    client = ec2_client(region, settings.ec2_endpoint)
+    ec2 = Ec2(client, policy)
     stopper = Stopper()
     try:
         with _stop_on_signals(stopper, settings.mode), NetlinkAddresses(stopper=stopper, netns=settings.netns) as pod:
+            metadata: InstanceMetadata = imds
+            if settings.eni_lookup is EniLookup.EC2:
+                metadata = Ec2EniLookup(client, policy, region=region, macs=lambda: _multus_macs(settings, pod))
             manager = PodIpManager(
                 ec2=ec2,
                 metadata=metadata,
@@ -82,10 +93,20 @@ def run(settings: Settings) -> int:
                     confirm_seconds=settings.confirm_seconds,
                     floating_ips=frozenset(settings.floating_ips),
                     move_retry=policy,
+                    skip_unroutable=settings.mode is Mode.SIDECAR,
                 ),
                 stopped=stopper.is_set,
             )
-            log.info("starting", extra={"mode": settings.mode.value, "region": region, "netns": settings.netns})
+            log.info(
+                "starting",
+                extra={
+                    "mode": settings.mode.value,
+                    "region": region,
+                    "netns": settings.netns,
+                    "eni_lookup": settings.eni_lookup.value,
+                    "ec2_endpoint": settings.ec2_endpoint,
+                },
+            )
             match settings.mode:
                 case Mode.INIT:
                     bindings = manager.sync(manager.wait_for_interfaces())
@@ -98,6 +119,13 @@ def run(settings: Settings) -> int:
                     assert_never(settings.mode)
     finally:
         stopper.close()
+
+
+def _multus_macs(settings: Settings, pod: NetlinkAddresses) -> list[str]:
+    """The MACs of the pod's Multus interfaces that have addresses: with ipvlan, their master ENIs'
+    (``PIM_ENI_LOOKUP=ec2``)."""
+    interfaces = multus_interfaces(pod.interfaces(), settings.primary_interface, settings.interfaces)
+    return [interface.mac for interface in interfaces if interface.addresses or interface.tentative]
 
 
 def _sidecar(manager: PodIpManager, pod: NetlinkAddresses, stopper: Stopper, ready: ReadyFile, *, release: bool) -> int:

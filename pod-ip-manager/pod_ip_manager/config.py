@@ -25,6 +25,15 @@ REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 class Mode(StrEnum):
     INIT = "init"
     SIDECAR = "sidecar"
+    NODE_AGENT = "node-agent"
+
+
+class EniLookup(StrEnum):
+    """Where init/sidecar read the instance's ENIs: IMDS (needs the instance's hop limit at 2), or EC2 with the
+    pod's own role (``DescribeNetworkInterfaces`` by MAC; no IMDS access at all)."""
+
+    IMDS = "imds"
+    EC2 = "ec2"
 
 
 class LogLevel(StrEnum):
@@ -36,7 +45,7 @@ class LogLevel(StrEnum):
 
 #: Every variable we read, with its accepted form (used in error messages and the README table).
 VARIABLES: dict[str, str] = {
-    "PIM_MODE": "init or sidecar (the command-line argument, if given, must agree)",
+    "PIM_MODE": "init, sidecar or node-agent (the command-line argument, if given, must agree)",
     "PIM_PRIMARY_INTERFACE": "a Linux interface name; default eth0",
     "PIM_INTERFACES": "comma-separated interface names, e.g. net1,net2",
     "PIM_EXPECTED_INTERFACE_COUNT": "an integer from 1 to 32; default 1 when PIM_INTERFACES is empty",
@@ -53,6 +62,14 @@ VARIABLES: dict[str, str] = {
     "PIM_FLOATING_IPS": "comma-separated IPv4/IPv6 VIPs that move between pods, never unassigned",
     "PIM_READY_FILE": "an absolute file path (on a writable emptyDir), written after the first assignment",
     "PIM_NETNS": "a named network namespace to watch instead of the current one (debugging, tests)",
+    "PIM_NETNS_DIR": "node-agent: the absolute path of the directory of the pods' network namespaces; "
+    "default /var/run/netns",
+    "PIM_RESYNC_SECONDS": "node-agent: seconds from 1 to 86400 between full resyncs; default 120",
+    "PIM_STATUS_ADDRESS": "node-agent: host:port (IPv6 as [addr]:port; port 0: any) of /healthz, /readyz, /metrics; "
+    "default 0.0.0.0:9580",
+    "PIM_ENI_LOOKUP": "imds or ec2 (ec2: the ENI by MAC through DescribeNetworkInterfaces, no IMDS; needs AWS_REGION)"
+    "; default imds",
+    "PIM_EC2_ENDPOINT": "https://host[:port]; default AWS_ENDPOINT_URL_EC2, then the region's public EC2 endpoint",
 }
 
 Seconds = Annotated[float, Field(allow_inf_nan=False)]
@@ -80,6 +97,11 @@ class Settings(BaseModel):
     netns: str | None = Field(None, alias="PIM_NETNS", pattern=r"^[\w.-]{1,64}$")
     ready_file: str | None = Field(None, alias="PIM_READY_FILE", pattern=r"^/.*[^/]$")
     floating_ips: tuple[IPv4Address | IPv6Address, ...] = Field((), alias="PIM_FLOATING_IPS")
+    eni_lookup: EniLookup = Field(EniLookup.IMDS, alias="PIM_ENI_LOOKUP")
+    ec2_endpoint: str | None = Field(None, alias="PIM_EC2_ENDPOINT")
+    netns_dir: str = Field("/var/run/netns", alias="PIM_NETNS_DIR", pattern=r"^/\S*$")
+    resync_seconds: Seconds = Field(120.0, alias="PIM_RESYNC_SECONDS", ge=1, le=86400)
+    status_address: str = Field("0.0.0.0:9580", alias="PIM_STATUS_ADDRESS")
 
     @field_validator("interfaces", "floating_ips", mode="before")
     @classmethod
@@ -111,8 +133,46 @@ class Settings(BaseModel):
             raise ValueError(f"{value!r} is not http://host[:port]")
         return value.rstrip("/")
 
+    @field_validator("ec2_endpoint")
+    @classmethod
+    def _ec2_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"{value!r} is not https://host[:port]")
+        return value.rstrip("/")
+
+    @field_validator("eni_lookup", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("status_address")
+    @classmethod
+    def _status_address(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not bare or not port.isdigit() or int(port) > 65535 or (":" in bare) != (bare != host):
+            raise ValueError("is not host:port")
+        return value
+
+    @property
+    def status_bind(self) -> tuple[str, int]:
+        """``PIM_STATUS_ADDRESS`` as (host, port); an IPv6 host without its brackets."""
+        host, _, port = self.status_address.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @model_validator(mode="after")
+    def _node_agent(self) -> Self:
+        if self.mode is Mode.NODE_AGENT and self.eni_lookup is EniLookup.EC2:
+            raise _Cross("PIM_ENI_LOOKUP", "is ec2, but the node agent reads IMDS on the host network (unset it)")
+        return self
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.eni_lookup is EniLookup.EC2 and self.region is None:
+            raise _Cross("PIM_ENI_LOOKUP", "is ec2, which asks IMDS nothing: set AWS_REGION (or PIM_REGION)")
         if self.primary_interface in self.interfaces:
             raise _Cross("PIM_INTERFACES", f"lists the primary interface {self.primary_interface}")
         if (
@@ -156,6 +216,10 @@ def load_settings(env: Mapping[str, str], mode_argument: str | None = None) -> S
                 "PIM_MODE", f"is {raw['PIM_MODE']!r} but the command line says {mode_argument!r}", VARIABLES["PIM_MODE"]
             )
         raw["PIM_MODE"] = mode_argument
+    sources: dict[str, str] = {}
+    if "PIM_EC2_ENDPOINT" not in raw and env.get("AWS_ENDPOINT_URL_EC2", "").strip():
+        raw["PIM_EC2_ENDPOINT"] = env["AWS_ENDPOINT_URL_EC2"].strip()
+        sources["PIM_EC2_ENDPOINT"] = "AWS_ENDPOINT_URL_EC2"
     region_source = "PIM_REGION"
     if "PIM_REGION" not in raw:
         for fallback in ("AWS_REGION", "AWS_DEFAULT_REGION"):
@@ -166,10 +230,12 @@ def load_settings(env: Mapping[str, str], mode_argument: str | None = None) -> S
     try:
         return Settings.model_validate(raw)
     except ValidationError as error:
-        raise _configuration_error(error, raw, region_source) from None
+        raise _configuration_error(error, raw, {**sources, "PIM_REGION": region_source}) from None
 
 
-def _configuration_error(error: ValidationError, raw: Mapping[str, str], region_source: str) -> ConfigurationError:
+def _configuration_error(
+    error: ValidationError, raw: Mapping[str, str], sources: Mapping[str, str]
+) -> ConfigurationError:
     first = error.errors()[0]
     location = [str(part) for part in first["loc"]]
     context = first.get("ctx") or {}
@@ -183,6 +249,5 @@ def _configuration_error(error: ValidationError, raw: Mapping[str, str], region_
     elif variable in raw:
         message = f"{raw[variable]!r}: {message}"
     accepted = VARIABLES.get(variable, "")
-    if variable == "PIM_REGION":
-        variable = region_source
+    variable = sources.get(variable, variable)  # the variable the value came from (AWS_REGION, say)
     return ConfigurationError(variable, message, accepted)

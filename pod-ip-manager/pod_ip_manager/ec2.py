@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pod_ip_manager.errors import AwsError, Throttled
-from pod_ip_manager.model import HolderEni, IPAddress
+from pod_ip_manager.model import AttachedEni, HolderEni, IPAddress
 from pod_ip_manager.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: Every IAM action this adapter calls; ``deploy/iam-policy.json`` must grant exactly these (tested).
+#: Every IAM action this adapter calls; ``deploy/iam/policy.json`` grants exactly the adapters' union (tested).
 IAM_ACTIONS = frozenset(
     {
         "ec2:AssignPrivateIpAddresses",
@@ -43,10 +43,11 @@ THROTTLING_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingE
 _SERVICE_UNAVAILABLE = 503
 
 
-def ec2_client(region: str) -> EC2Client:
-    """A client with botocore's own retries off: ``call_with_retry`` is the one retry loop."""
+def ec2_client(region: str, endpoint_url: str | None = None) -> EC2Client:
+    """A client with botocore's own retries off: ``call_with_retry`` is the one retry loop. ``endpoint_url``
+    (``PIM_EC2_ENDPOINT``): ``None`` leaves it to botocore (the region's public endpoint)."""
     config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=20)
-    return boto3.client("ec2", region_name=region, config=config)
+    return boto3.client("ec2", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
 class Ec2:
@@ -68,15 +69,55 @@ class Ec2:
     def holders(self, addresses: Collection[IPAddress]) -> dict[IPAddress, str]:
         return {address: holder.eni_id for address, holder in self.holder_enis(addresses).items()}
 
-    def holder_enis(self, addresses: Collection[IPAddress]) -> dict[IPAddress, HolderEni]:
+    def holder_enis(
+        self, addresses: Collection[IPAddress], subnet_ids: Collection[str] = ()
+    ) -> dict[IPAddress, HolderEni]:
+        """``subnet_ids``: only ENIs in those subnets (the node agent's Multus subnets: another VPC may use the
+        same private addresses)."""
         wanted = set(addresses)
         v4 = sorted(str(a) for a in wanted if isinstance(a, IPv4Address))
         v6 = sorted(str(a) for a in wanted if isinstance(a, IPv6Address))
         found: dict[IPAddress, HolderEni] = {}
+        within: list[FilterTypeDef] = [{"Name": "subnet-id", "Values": sorted(subnet_ids)}] if subnet_ids else []
         for name, values in (("addresses.private-ip-address", v4), ("ipv6-addresses.ipv6-address", v6)):
             if values:
-                found.update(self._held(wanted, [{"Name": name, "Values": values}]))
+                found.update(self._held(wanted, [{"Name": name, "Values": values}, *within]))
         return found
+
+    def instance_enis(self, instance_id: str) -> tuple[AttachedEni, ...]:
+        """Every ENI attached to ``instance_id``, with its tags and addresses (the node agent's actual state)."""
+        filters: list[FilterTypeDef] = [{"Name": "attachment.instance-id", "Values": [instance_id]}]
+
+        def describe() -> tuple[AttachedEni, ...]:
+            found: list[AttachedEni] = []
+            for page in self._client.get_paginator("describe_network_interfaces").paginate(Filters=filters):
+                for eni in page.get("NetworkInterfaces", []):
+                    attachment = eni.get("Attachment", {})
+                    tags = {tag.get("Key"): tag.get("Value") for tag in eni.get("TagSet", [])}
+                    primary: set[IPAddress] = set()
+                    secondary: set[IPAddress] = set()
+                    for item in eni.get("PrivateIpAddresses", []):
+                        if item.get("PrivateIpAddress"):
+                            held = primary if item.get("Primary") else secondary
+                            held.add(ip_address(item["PrivateIpAddress"]))
+                    for v6 in eni.get("Ipv6Addresses", []):
+                        if v6.get("Ipv6Address"):
+                            held = primary if v6.get("IsPrimaryIpv6") else secondary
+                            held.add(ip_address(v6["Ipv6Address"]))
+                    found.append(
+                        AttachedEni(
+                            eni_id=eni.get("NetworkInterfaceId", ""),
+                            subnet_id=eni.get("SubnetId", ""),
+                            mac=eni.get("MacAddress", "").lower(),
+                            device_index=attachment.get("DeviceIndex") if "DeviceIndex" in attachment else None,
+                            no_manage=tags.get(NO_MANAGE_TAG) == "true",
+                            primary=frozenset(primary),
+                            secondary=frozenset(secondary),
+                        )
+                    )
+            return tuple(found)
+
+        return self._call("DescribeNetworkInterfaces", describe)
 
     def assign_ipv4(self, eni_id: str, addresses: Sequence[IPv4Address]) -> None:
         self._call(
@@ -143,6 +184,11 @@ class Ec2:
                 raise AwsError(operation, type(error).__name__, str(error)) from None
 
         return call_with_retry(once, self._policy, sleep=self._sleep, rng=self._rng)
+
+
+def translate_client_error(operation: str, error: ClientError) -> AwsError:
+    """``ClientError`` as our error (``Throttled`` for throttling): for every adapter that calls EC2."""
+    return _translate(operation, error)
 
 
 def _translate(operation: str, error: ClientError) -> AwsError:

@@ -1,7 +1,9 @@
 """IMDSv2 adapter: the token dance, then per-MAC network data.
 
 Inside a pod, IMDS is two hops away: the instance's metadata options need ``HttpPutResponseHopLimit`` >= 2,
-else the token PUT times out (the error says so).
+else the token PUT times out. Every failure says what happened: no answer (timeout; for the token request from a
+pod, the hop limit), nothing listening (connection refused), IMDS failing (5xx after the retries), or IMDS
+refusing (400/401/403/404, each with what it means).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class Imds:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self._base = endpoint.rstrip("/") + "/latest/"
+        self._endpoint = endpoint.rstrip("/")
+        self._base = self._endpoint + "/latest/"
         self._timeout = timeout_seconds
         self._attempts = attempts
         self._backoff = RetryPolicy(attempts, backoff.base_seconds, backoff.max_seconds)
@@ -50,6 +53,9 @@ class Imds:
         self._token: str | None = None
 
     # --- the port ----------------------------------------------------------------------------------------
+
+    def instance_id(self) -> str:
+        return self._get("meta-data/instance-id").strip()
 
     def region(self) -> str:
         return self._get("meta-data/placement/region").strip()
@@ -82,30 +88,43 @@ class Imds:
     def _optional(self, path: str) -> str:
         """A path that IMDS omits (404) when empty, e.g. ``ipv6s`` of an ENI without IPv6."""
         try:
-            return self._get(path)
+            return self._read(path)
         except _NotFound:
             return ""
 
     def _get(self, path: str) -> str:
+        """A path that must exist: a 404 is an error naming it (not a crash)."""
+        try:
+            return self._read(path)
+        except _NotFound:
+            raise MetadataError(
+                f"GET {path}: HTTP 404 Not Found: IMDS has no such entry for this instance (an ENI detached while "
+                "it was being read?)"
+            ) from None
+
+    def _read(self, path: str) -> str:
         try:
             return self._with_token(path)
-        except _NotFound:
-            raise
         except urllib.error.HTTPError as error:
             if error.code != HTTPStatus.UNAUTHORIZED:
-                raise MetadataError(f"GET {path}: HTTP {error.code}") from None
+                raise MetadataError(_refused(f"GET {path}", error.code)) from None
         self._token = None  # 401: the token expired or IMDS restarted: one fresh token, then give up
         try:
             return self._with_token(path)
         except urllib.error.HTTPError as error:
-            raise MetadataError(f"GET {path}: HTTP {error.code} even with a fresh token") from None
+            if error.code == HTTPStatus.UNAUTHORIZED:
+                raise MetadataError(
+                    f"GET {path}: HTTP 401 Unauthorized even with a fresh token: IMDS keeps rejecting the session "
+                    "tokens it has just issued"
+                ) from None
+            raise MetadataError(_refused(f"GET {path}", error.code)) from None
 
     def _with_token(self, path: str) -> str:
         token = self._token or self._fetch_token()
         request = urllib.request.Request(  # noqa: S310 - the endpoint is validated as http://host[:port]
             self._base + path, headers={"X-aws-ec2-metadata-token": token}
         )
-        return self._send(request, path)
+        return self._send(request, f"GET {path}")
 
     def _fetch_token(self) -> str:
         request = urllib.request.Request(  # noqa: S310
@@ -113,14 +132,16 @@ class Imds:
             method="PUT",
             headers={"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_SECONDS)},
         )
+        what = "IMDSv2 token request (PUT api/token)"
         try:
-            self._token = self._send(request, "api/token")
-        except (_NotFound, urllib.error.HTTPError) as error:
-            code = error.code if isinstance(error, urllib.error.HTTPError) else HTTPStatus.NOT_FOUND
-            raise MetadataError(f"IMDSv2 token request refused: HTTP {code}") from None
+            self._token = self._send(request, what)
+        except _NotFound:
+            raise MetadataError(_refused(what, HTTPStatus.NOT_FOUND)) from None
+        except urllib.error.HTTPError as error:
+            raise MetadataError(_refused(what, error.code)) from None
         return self._token
 
-    def _send(self, request: urllib.request.Request, path: str) -> str:
+    def _send(self, request: urllib.request.Request, what: str) -> str:
         last: Exception | None = None
         pauses = delays(self._backoff, self._rng)
         for attempt in range(self._attempts):
@@ -132,13 +153,66 @@ class Imds:
                     return body.decode()
             except urllib.error.HTTPError as error:
                 if error.code == HTTPStatus.NOT_FOUND:
-                    raise _NotFound(path) from None
+                    raise _NotFound(what) from None
                 if error.code < HTTPStatus.INTERNAL_SERVER_ERROR:
                     raise
                 last = error
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            except (urllib.error.URLError, OSError) as error:
                 last = error
-        raise MetadataError(
-            f"cannot reach IMDS at {self._base} for {path} ({last}); inside a pod the instance needs "
-            "HttpPutResponseHopLimit >= 2 (one hop more than the node)"
+        raise MetadataError(self._failed(what, last, token=request.get_method() == "PUT"))
+
+    def _failed(self, what: str, last: Exception | None, *, token: bool) -> str:
+        """What went wrong on every attempt, told apart: IMDS failing (5xx), no answer (timeout), nothing
+        listening (refused), or no way there."""
+        tries = f"{self._attempts} attempt(s)"
+        if isinstance(last, urllib.error.HTTPError):
+            return (
+                f"{what}: IMDS answered HTTP {last.code} {_phrase(last.code)} to each of {tries}: the metadata "
+                "service itself is failing (not a hop-limit, network or permission problem)"
+            )
+        reason = last.reason if isinstance(last, urllib.error.URLError) else last
+        if isinstance(reason, TimeoutError):
+            hint = (
+                " From a pod that is what the instance's HttpPutResponseHopLimit of 1 does (the token's answer is "
+                "dropped one hop short of the pod): set PIM_ENI_LOOKUP=ec2, which needs no IMDS, or give the nodes "
+                "a hop limit of 2 (the stack's ImdsHopLimit)"
+                if token
+                else " (IMDS answered the token request, so this is no hop-limit problem: is it overloaded?)"
+            )
+            return (
+                f"{what}: no answer from IMDS at {self._endpoint} within {self._timeout:g}s, {tries} (timeout).{hint}"
+            )
+        if isinstance(reason, ConnectionRefusedError):
+            return (
+                f"{what}: connection to {self._endpoint} refused: nothing listens there (a wrong "
+                "PIM_IMDS_ENDPOINT, or not on EC2)"
+            )
+        return (
+            f"{what}: cannot connect to IMDS at {self._endpoint}: {reason} ({tries}; a NetworkPolicy or firewall "
+            "rule blocking 169.254.169.254?)"
         )
+
+
+#: What IMDS means by the 4xx answers it gives (EC2 user guide, instance metadata "Error codes").
+_MEANINGS: dict[int, str] = {
+    HTTPStatus.BAD_REQUEST: "IMDS found the request malformed (a bug here: please report it)",
+    HTTPStatus.UNAUTHORIZED: "the session token was rejected",
+    HTTPStatus.FORBIDDEN: (
+        "IMDS refuses it: the metadata service is turned off for this instance (HttpEndpoint=disabled), or the "
+        "request is not allowed (a token request that came through a proxy, with X-Forwarded-For)"
+    ),
+    HTTPStatus.NOT_FOUND: "no such path (is this endpoint IMDS?)",
+    HTTPStatus.METHOD_NOT_ALLOWED: "method not allowed (is this endpoint IMDS?)",
+}
+
+
+def _phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return ""
+
+
+def _refused(what: str, code: int) -> str:
+    meaning = _MEANINGS.get(code, "")
+    return f"{what}: HTTP {code} {_phrase(code)}" + (f": {meaning}" if meaning else "")

@@ -24,7 +24,7 @@ class PodInterface:
 
 @dataclass(frozen=True, slots=True)
 class Eni:
-    """One ENI of the instance, from IMDS ``network/interfaces/macs/<mac>/``."""
+    """One ENI of the instance, from IMDS ``network/interfaces/macs/<mac>/`` (or from EC2: ``eni_lookup``)."""
 
     mac: str
     eni_id: str
@@ -33,6 +33,9 @@ class Eni:
     subnet_ipv6: tuple[IPv6Network, ...]
     ipv4s: frozenset[IPv4Address]
     ipv6s: frozenset[IPv6Address]
+    no_manage: bool | None = None
+    """Tagged ``node.k8s.amazonaws.com/no_manage=true`` (a Multus ENI); ``None`` when unknown: IMDS shows no tags,
+    EC2 does (``PIM_ENI_LOOKUP=ec2``), and an ENI known to lack the tag (the VPC CNI's) is never touched."""
 
     @property
     def is_primary(self) -> bool:
@@ -88,3 +91,21 @@ class AddressEvent:
     kind: EventKind
     index: int
     address: IPAddress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedEni:
+    """One ENI attached to this instance, as ``DescribeNetworkInterfaces`` shows it (the node agent's view:
+    EC2 is authoritative for addresses; IMDS shows reassignments late)."""
+
+    eni_id: str
+    subnet_id: str
+    mac: str
+    """Lower-case, colon-separated, as IMDS and netlink spell it."""
+    device_index: int | None
+    no_manage: bool
+    """Tagged ``node.k8s.amazonaws.com/no_manage=true``: a Multus ENI, not one the VPC CNI manages."""
+    primary: frozenset[IPAddress]
+    """Its primary private IPv4 (and primary IPv6, if it has one): never unassigned."""
+    secondary: frozenset[IPAddress]
+    """Every other private IPv4 and IPv6 address it holds."""

@@ -66,6 +66,10 @@ class Stopper:
     def is_set(self) -> bool:
         return self._flag.is_set()
 
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, less if the stop signal fires; returns whether it fired."""
+        return self._flag.wait(seconds)
+
     def close(self) -> None:
         os.close(self._read)
         os.close(self._write)
@@ -100,6 +104,11 @@ class NetlinkAddresses:
     def close(self) -> None:
         self._events.close()
         self._dumps.close()
+
+    def fileno(self) -> int:
+        """The notification socket, for a caller that ``select``s on many namespaces (the node agent); then
+        ``wait(0)`` reads what arrived without blocking."""
+        return self._events.fileno()
 
     # --- the port ----------------------------------------------------------------------------------------
 

@@ -87,6 +87,9 @@ def _gap(name: str, interface: PodInterface | None) -> str:
     return f"interface {name} has no usable address"
 
 
+_UNTAGGED = "not tagged node.k8s.amazonaws.com/no_manage=true (a VPC CNI ENI): never touched"
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why an address cannot be bound to an ENI."""
@@ -108,6 +111,8 @@ def locate(interface: PodInterface, address: IPAddress, enis: Sequence[Eni]) -> 
         return _by_subnet(interface, address, enis)
     if eni.is_primary:
         return Refusal(address, interface.name, f"its MAC is the primary ENI's ({eni.eni_id}), never touched")
+    if eni.no_manage is False:
+        return Refusal(address, interface.name, f"its MAC is {eni.eni_id}'s, {_UNTAGGED}")
     if not eni.contains(address):
         return Refusal(address, interface.name, f"outside the subnet of {eni.eni_id} (same MAC)")
     return Binding(address, interface.name, eni.eni_id, eni.mac, MatchedBy.MAC)
@@ -115,15 +120,18 @@ def locate(interface: PodInterface, address: IPAddress, enis: Sequence[Eni]) -> 
 
 def _by_subnet(interface: PodInterface, address: IPAddress, enis: Sequence[Eni]) -> Binding | Refusal:
     containing = [eni for eni in enis if eni.contains(address)]
-    secondary = [eni for eni in containing if not eni.is_primary]
+    secondary = [eni for eni in containing if not eni.is_primary and eni.no_manage is not False]
     if len(secondary) == 1:
         found = secondary[0]
         return Binding(address, interface.name, found.eni_id, found.mac, MatchedBy.SUBNET)
     if len(secondary) > 1:
         ids = ", ".join(sorted(e.eni_id for e in secondary))
         reason = f"ambiguous: several ENIs are in subnets that contain it ({ids})"
-    elif containing:
+    elif any(eni.is_primary for eni in containing):
         reason = "only the primary ENI's subnet contains it, and it is never touched"
+    elif containing:
+        ids = ", ".join(sorted(e.eni_id for e in containing))
+        reason = f"only the subnets of untagged ENIs contain it ({ids}): {_UNTAGGED}"
     else:
         reason = "no ENI of this instance is in a subnet that contains it"
     return Refusal(address, interface.name, reason)
@@ -209,6 +217,18 @@ def plan_release(bindings: Iterable[Binding], holders: Mapping[IPAddress, str]) 
     still = [b for b in bindings if holders.get(b.address) == b.eni_id]
     v4 = _grouped((b.eni_id, b.address) for b in still if isinstance(b.address, IPv4Address))
     v6 = _grouped((b.eni_id, b.address) for b in still if isinstance(b.address, IPv6Address))
+    return (
+        *(UnassignIpv4(eni_id, addresses) for eni_id, addresses in v4.items()),
+        *(UnassignIpv6(eni_id, addresses) for eni_id, addresses in v6.items()),
+    )
+
+
+def plan_unassign(held: Iterable[tuple[IPAddress, str]]) -> tuple[Action, ...]:
+    """The calls that take each address off the ENI given with it (the node agent's releases): one call per ENI
+    and family."""
+    pairs = list(held)
+    v4 = _grouped((eni_id, a) for a, eni_id in pairs if isinstance(a, IPv4Address))
+    v6 = _grouped((eni_id, a) for a, eni_id in pairs if isinstance(a, IPv6Address))
     return (
         *(UnassignIpv4(eni_id, addresses) for eni_id, addresses in v4.items()),
         *(UnassignIpv6(eni_id, addresses) for eni_id, addresses in v6.items()),

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
-from pod_ip_manager.model import AddressEvent, Eni, HolderEni, IPAddress, PodInterface
+from pod_ip_manager.model import AddressEvent, AttachedEni, Eni, HolderEni, IPAddress, PodInterface
 
 
 class Ec2Addresses(Protocol):
@@ -50,3 +50,22 @@ class PodAddresses(Protocol):
     def wait(self, timeout: float | None) -> tuple[AddressEvent, ...]:
         """Block until notifications arrive, the stop signal fires (empty result) or ``timeout`` passes."""
         ...
+
+
+class Ec2NodeAddresses(Ec2Addresses, Protocol):
+    """What the node agent also needs from EC2: this instance's ENIs with their tags and addresses, and holders
+    looked up within its Multus subnets only."""
+
+    def holder_enis(
+        self, addresses: Collection[IPAddress], subnet_ids: Collection[str] = ()
+    ) -> dict[IPAddress, HolderEni]: ...
+
+    def instance_enis(self, instance_id: str) -> tuple[AttachedEni, ...]:
+        """Every ENI attached to ``instance_id`` (``DescribeNetworkInterfaces``, filtered on the attachment)."""
+        ...
+
+
+class NodeMetadata(InstanceMetadata, Protocol):
+    """IMDSv2 on the host network (the node agent): also the instance's id."""
+
+    def instance_id(self) -> str: ...

@@ -11,12 +11,11 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv6Address
 from typing import assert_never
 
+from pod_ip_manager.effects import DEFAULT_MOVE_RETRY, Effects
 from pod_ip_manager.errors import (
     AssignmentNotVisible,
-    AwsError,
     InterfacesMissing,
     ProtectedHolder,
     Stopped,
@@ -25,10 +24,6 @@ from pod_ip_manager.errors import (
 from pod_ip_manager.model import AddressEvent, Binding, EventKind, IPAddress, PodInterface
 from pod_ip_manager.planning import (
     Action,
-    AssignIpv4,
-    AssignIpv6,
-    UnassignIpv4,
-    UnassignIpv6,
     bind_all,
     manages,
     missing_interfaces,
@@ -40,13 +35,9 @@ from pod_ip_manager.planning import (
     usable,
 )
 from pod_ip_manager.ports import Ec2Addresses, InstanceMetadata, PodAddresses
-from pod_ip_manager.retry import RetryPolicy, call_with_retry
+from pod_ip_manager.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
-
-#: EC2's answer to assigning an address another ENI holds (for IPv6: until the holder's unassign took effect).
-IN_USE = "InvalidIPAddress.InUse"
-DEFAULT_MOVE_RETRY = RetryPolicy(max_attempts=6, base_seconds=0.2, max_seconds=5.0)
 
 #: How often IMDS is read while waiting for an assignment to show (remapping is asynchronous).
 CONFIRM_INTERVAL_SECONDS = 0.25
@@ -65,6 +56,10 @@ class Options:
     floating_ips: frozenset[IPAddress] = frozenset()
     """Addresses that move between pods (VIPs): never unassigned, since another pod on this node may hold them
     on the same ENI now, and this pod cannot see the other pods."""
+    skip_unroutable: bool = False
+    """Sidecar: an address no ENI of this instance can carry (outside every Multus subnet, say a VIP from another
+    network) is logged as an error and left alone, instead of ``UnroutableAddress`` (exit 4), which would only
+    make the sidecar restart and fail again on the same address: a crash loop. Init keeps failing the pod start."""
 
 
 class PodIpManager:
@@ -90,7 +85,10 @@ class PodIpManager:
         self._options = options
         self._clock = clock
         self._sleep = sleep
+        self._effects = Effects(ec2, move_retry=options.move_retry, sleep=sleep, rng=self._rng)
         self.owned: dict[IPAddress, Binding] = {}
+        self.skipped: set[IPAddress] = set()
+        """Addresses of the pod that no ENI can carry (``skip_unroutable``), each reported once."""
 
     # --- init --------------------------------------------------------------------------------------------
 
@@ -117,10 +115,7 @@ class PodIpManager:
 
     def sync(self, interfaces: Sequence[PodInterface]) -> tuple[Binding, ...]:
         """Put every address of ``interfaces`` on its ENI and confirm it is visible; remember them as owned."""
-        enis = self._metadata.enis()
-        bindings, refusals = bind_all(interfaces, enis)
-        if refusals:
-            raise UnroutableAddress([str(refusal) for refusal in refusals])
+        bindings = self._bind(interfaces)
         self._assign(bindings)
         return tuple(bindings)
 
@@ -145,6 +140,8 @@ class PodIpManager:
                         continue
                     self._added(interface, event.address)
                 case EventKind.REMOVED:
+                    if event.address is not None:
+                        self.skipped.discard(event.address)
                     if event.address is not None and event.address in self.owned:
                         self._removed(self.owned[event.address])
                 case EventKind.LINK:
@@ -163,6 +160,7 @@ class PodIpManager:
             self._pod.interfaces(), self._options.primary_interface, self._options.expected_names
         )
         present = {a for i in interfaces for a in (*i.addresses, *i.tentative)}
+        self.skipped &= present
         vanished = [binding for address, binding in self.owned.items() if address not in present]
         for binding in vanished:
             self._removed(binding)
@@ -172,10 +170,7 @@ class PodIpManager:
         ]
         new = [i for i in new if i.addresses]
         if new:
-            bindings, refusals = bind_all(new, self._metadata.enis())
-            if refusals:
-                raise UnroutableAddress([str(refusal) for refusal in refusals])
-            self._assign(bindings)
+            self._assign(self._bind(new))
         if vanished or new:
             log.info(
                 "resynced after missed notifications",
@@ -202,10 +197,22 @@ class PodIpManager:
 
     def _added(self, interface: PodInterface, address: IPAddress) -> None:
         single = PodInterface(interface.name, interface.index, interface.mac, (address,))
-        bindings, refusals = bind_all([single], self._metadata.enis())
-        if refusals:
+        self._assign(self._bind([single]))
+
+    def _bind(self, interfaces: Sequence[PodInterface]) -> list[Binding]:
+        """The ENI of every address; an address none can carry raises ``UnroutableAddress``, or with
+        ``skip_unroutable`` is reported (once) and left out."""
+        bindings, refusals = bind_all(interfaces, self._metadata.enis())
+        if refusals and not self._options.skip_unroutable:
             raise UnroutableAddress([str(refusal) for refusal in refusals])
-        self._assign(bindings)
+        for refusal in refusals:
+            if refusal.address not in self.skipped:
+                log.error(
+                    "address skipped: no ENI of this instance can carry it, so it stays unroutable beyond this node",
+                    extra={"address": str(refusal.address), "interface": refusal.interface, "reason": refusal.reason},
+                )
+            self.skipped.add(refusal.address)
+        return bindings
 
     def _floating(self, binding: Binding) -> bool:
         if binding.address not in self._options.floating_ips:
@@ -270,44 +277,4 @@ class PodIpManager:
             pending = not_yet_visible(pending, self._metadata.enis())
 
     def _apply(self, actions: Sequence[Action]) -> None:
-        released_v6: set[IPAddress] = set()
-        for action in actions:
-            log.debug("ec2 call", extra={"action": type(action).__name__, "eni": action.eni_id})
-            match action:
-                case AssignIpv4(eni_id, addresses):
-                    self._ec2.assign_ipv4(eni_id, addresses)
-                case AssignIpv6(eni_id, addresses) if released_v6.intersection(addresses):
-                    self._assign_moved_ipv6(eni_id, addresses)
-                case AssignIpv6(eni_id, addresses):
-                    self._ec2.assign_ipv6(eni_id, addresses)
-                case UnassignIpv4() | UnassignIpv6():
-                    self._unassign(action)
-                    if isinstance(action, UnassignIpv6):
-                        released_v6.update(action.addresses)
-                case _:
-                    assert_never(action)
-
-    def _assign_moved_ipv6(self, eni_id: str, addresses: Sequence[IPv6Address]) -> None:
-        """Right after the previous holder's unassign, EC2 may still see the address in use (the unassign is
-        applied asynchronously): retry ``InvalidIPAddress.InUse`` with bounded, jittered backoff."""
-        call_with_retry(
-            lambda: self._ec2.assign_ipv6(eni_id, addresses),
-            self._options.move_retry,
-            sleep=self._sleep,
-            rng=self._rng,
-            retryable=lambda error: error.code == IN_USE,
-        )
-
-    def _unassign(self, action: UnassignIpv4 | UnassignIpv6) -> None:
-        """An unassign can race another node taking the address over; if the ENI no longer holds any of the
-        addresses when the call fails, the goal is met. Any other failure stands."""
-        try:
-            if isinstance(action, UnassignIpv4):
-                self._ec2.unassign_ipv4(action.eni_id, action.addresses)
-            else:
-                self._ec2.unassign_ipv6(action.eni_id, action.addresses)
-        except AwsError:
-            holders = self._ec2.holders(action.addresses)
-            if any(holders.get(address) == action.eni_id for address in action.addresses):
-                raise
-            log.info("addresses left the ENI meanwhile", extra={"eni": action.eni_id})
+        self._effects.apply(actions)

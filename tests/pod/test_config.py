@@ -10,7 +10,8 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from pod_ip_manager.config import Mode, load_settings
+from pod_ip_manager.config import EniLookup, Mode, load_settings
+from pod_ip_manager.ec2 import ec2_client
 from pod_ip_manager.errors import ConfigurationError
 
 
@@ -85,3 +86,55 @@ def test_given_a_bad_variable_when_the_module_runs_as_a_program_then_exit_2_with
     record = json.loads(line)
     assert record["level"] == "ERROR"
     assert record["message"].startswith("PIM_WAIT_SECONDS: 'later'")
+
+
+def test_given_no_eni_lookup_when_loading_then_imds_and_no_ec2_endpoint_are_the_defaults() -> None:
+    settings = load_settings({}, "init")
+    assert settings.eni_lookup is EniLookup.IMDS
+    assert settings.ec2_endpoint is None
+
+
+def test_given_ec2_lookup_with_aws_region_when_loading_then_ec2_is_chosen() -> None:
+    settings = load_settings({"PIM_ENI_LOOKUP": "EC2", "AWS_REGION": "us-east-1"}, "sidecar")
+    assert (settings.eni_lookup, settings.region) == (EniLookup.EC2, "us-east-1")
+
+
+def test_given_an_unknown_eni_lookup_when_loading_then_the_error_names_the_variable() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"PIM_ENI_LOOKUP": "dns", "AWS_REGION": "us-east-1"}, "init")
+    assert caught.value.variable == "PIM_ENI_LOOKUP"
+
+
+@pytest.mark.parametrize(
+    ("env", "endpoint"),
+    [
+        ({"PIM_EC2_ENDPOINT": "https://ec2.us-east-1.amazonaws.com/"}, "https://ec2.us-east-1.amazonaws.com"),
+        ({"AWS_ENDPOINT_URL_EC2": "https://vpce-0a1b.ec2.us-east-1.vpce.amazonaws.com"}, None),
+        (
+            {"PIM_EC2_ENDPOINT": "https://ec2-fips.us-east-1.amazonaws.com", "AWS_ENDPOINT_URL_EC2": "http://x:1"},
+            "https://ec2-fips.us-east-1.amazonaws.com",
+        ),
+    ],
+    ids=["pim", "aws-endpoint-url-ec2", "pim-wins"],
+)
+def test_given_an_ec2_endpoint_when_loading_then_pim_ec2_endpoint_then_aws_endpoint_url_ec2_is_used(
+    env: dict[str, str], endpoint: str | None
+) -> None:
+    settings = load_settings(env, "init")
+    assert settings.ec2_endpoint == (endpoint or env["AWS_ENDPOINT_URL_EC2"])
+
+
+@pytest.mark.parametrize("variable", ["PIM_EC2_ENDPOINT", "AWS_ENDPOINT_URL_EC2"])
+def test_given_a_malformed_ec2_endpoint_when_loading_then_the_error_names_the_variable_it_came_from(
+    variable: str,
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({variable: "ec2.us-east-1.amazonaws.com"}, "init")
+    assert caught.value.variable == variable
+    assert "https://host[:port]" in str(caught.value)
+
+
+def test_given_an_ec2_endpoint_when_the_client_is_built_then_it_calls_that_endpoint() -> None:
+    client = ec2_client("us-east-1", "https://vpce-0a1b.ec2.us-east-1.vpce.amazonaws.com")
+    assert client.meta.endpoint_url == "https://vpce-0a1b.ec2.us-east-1.vpce.amazonaws.com"
+    assert ec2_client("us-east-1").meta.endpoint_url.startswith("https://ec2.us-east-1.")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
+import socket
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 
 import pytest
@@ -64,14 +67,80 @@ def test_given_the_region_path_then_the_adapter_reads_the_region(imds: LocalImds
     assert Imds(imds.endpoint, timeout_seconds=2).region() == REGION
 
 
-def test_given_nothing_listening_when_reading_then_metadata_error_mentions_the_hop_limit() -> None:
-    with pytest.raises(MetadataError, match="HttpPutResponseHopLimit"):
+def test_given_nothing_listening_when_reading_then_the_error_says_the_connection_was_refused_not_the_hop_limit() -> (
+    None
+):
+    with pytest.raises(MetadataError, match=re.escape("connection to http://127.0.0.1:9 refused")) as caught:
         Imds("http://127.0.0.1:9", timeout_seconds=0.2, attempts=1).enis()
+    assert "HopLimit" not in str(caught.value)
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """A port that accepts connections (the kernel's backlog) and never answers: what a pod sees when the
+    instance's hop limit drops IMDS's answers one hop short."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_given_no_answer_to_the_token_request_then_the_error_says_timeout_and_names_the_hop_limit_and_ec2_lookup(
+    silent_endpoint: str,
+) -> None:
+    with pytest.raises(MetadataError) as caught:
+        Imds(silent_endpoint, timeout_seconds=0.2, attempts=2, sleep=lambda _s: None).region()
+    message = str(caught.value)
+    assert message.startswith("IMDSv2 token request (PUT api/token): no answer from IMDS")
+    assert "(timeout)" in message
+    assert "HttpPutResponseHopLimit of 1" in message
+    assert "PIM_ENI_LOOKUP=ec2" in message
+    assert caught.value.exit_code == 6
+
+
+def test_given_5xx_on_every_attempt_then_the_error_says_imds_is_failing_not_the_hop_limit(imds: LocalImds) -> None:
+    imds.fail(500, times=3)
+    with pytest.raises(MetadataError) as caught:
+        Imds(imds.endpoint, timeout_seconds=2, attempts=3, sleep=lambda _s: None).region()
+    message = str(caught.value)
+    assert "HTTP 500 Internal Server Error to each of 3 attempt(s)" in message
+    assert "the metadata service itself is failing" in message
+    assert "HopLimit" not in message
+
+
+@pytest.mark.parametrize(
+    ("status", "meaning"),
+    [(403, "turned off for this instance"), (400, "malformed"), (404, "no such path")],
+    ids=["403", "400", "404"],
+)
+def test_given_the_token_request_refused_then_the_error_names_the_status_and_what_it_means(
+    imds: LocalImds, status: int, meaning: str
+) -> None:
+    imds.fail_tokens(status)
+    with pytest.raises(MetadataError) as caught:
+        Imds(imds.endpoint, timeout_seconds=2).region()
+    message = str(caught.value)
+    assert message.startswith(f"IMDSv2 token request (PUT api/token): HTTP {status} ")
+    assert meaning in message
+    assert "HopLimit" not in message
+
+
+def test_given_a_required_path_missing_then_it_is_a_metadata_error_naming_it_not_a_crash(imds: LocalImds) -> None:
+    imds.fail(404)
+    with pytest.raises(MetadataError, match="GET meta-data/placement/region: HTTP 404 Not Found") as caught:
+        Imds(imds.endpoint, timeout_seconds=2).region()
+    assert caught.value.exit_code == 6
+
+
+def test_given_403_on_a_metadata_read_then_the_error_says_imds_refuses_it(imds: LocalImds) -> None:
+    imds.fail(403)
+    with pytest.raises(MetadataError, match=r"GET meta-data/placement/region: HTTP 403 Forbidden: IMDS refuses"):
+        Imds(imds.endpoint, timeout_seconds=2).region()
 
 
 def test_given_401_even_with_a_fresh_token_when_reading_then_it_is_a_metadata_error(imds: LocalImds) -> None:
     imds.fail(401, times=2)
-    with pytest.raises(MetadataError, match="HTTP 401 even with a fresh token") as caught:
+    with pytest.raises(MetadataError, match="HTTP 401 Unauthorized even with a fresh token") as caught:
         Imds(imds.endpoint, timeout_seconds=2).region()
     assert caught.value.exit_code == 6
     assert [r.path for r in imds.requests].count("/latest/api/token") == 2

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pod_ip_manager.model import Binding, Eni, IPAddress, MatchedBy, PodInterface
+from pod_ip_manager.model import Binding, Eni, HolderEni, IPAddress, MatchedBy, PodInterface
 from pod_ip_manager.planning import (
     AssignIpv4,
     AssignIpv6,
     Refusal,
     UnassignIpv4,
     UnassignIpv6,
+    bind_all,
     locate,
     missing_interfaces,
     multus_interfaces,
     not_yet_visible,
     plan_assignments,
     plan_release,
+    plan_unassign,
+    protected_holders,
+    usable,
 )
 
 PRIMARY = Eni(
@@ -249,3 +254,238 @@ def test_given_an_interface_with_a_tentative_ipv6_then_it_is_not_ready_and_the_a
 def test_given_only_a_tentative_link_local_address_then_it_does_not_hold_the_interface_back() -> None:
     net1 = PodInterface("net1", 3, "aa", (IPv4Address("10.0.4.200"),), (IPv6Address("fe80::1"),))
     assert missing_interfaces(multus_interfaces((net1,), primary="eth0"), expected_names=(), expected_count=1) == ()
+
+
+# --- what counts, what is refused, and why ---------------------------------------------------------------------
+
+UNTAGGED = "not tagged node.k8s.amazonaws.com/no_manage=true (a VPC CNI ENI): never touched"
+UNTAGGED_ENI = Eni(
+    mac="0e:00:00:00:00:0d",
+    eni_id="eni-cni",
+    device_number=3,
+    subnet_ipv4=IPv4Network("10.0.6.0/24"),
+    subnet_ipv6=(),
+    ipv4s=frozenset(),
+    ipv6s=frozenset(),
+    no_manage=False,
+)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "::1",
+        "224.0.0.1",
+        "ff02::1",
+        "0.0.0.0",  # noqa: S104 - an address under test, nothing binds to it
+        "::",
+        "240.0.0.1",
+        "255.255.255.254",
+        "169.254.1.1",
+    ],
+    ids=[
+        "loopback",
+        "loopback6",
+        "multicast",
+        "multicast6",
+        "unspecified",
+        "unspecified6",
+        "reserved",
+        "reserved-top",
+        "link-local",
+    ],
+)
+def test_given_an_address_no_pod_can_be_reached_at_then_it_is_not_usable(address: str) -> None:
+    assert not usable(ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["10.0.4.5", "2600:1f14:0:4::5", "100.64.0.1"])
+def test_given_a_routable_address_then_it_is_usable(address: str) -> None:
+    assert usable(ip_address(address))
+
+
+def test_given_pim_interfaces_when_filtering_then_only_those_are_managed_eth0_included() -> None:
+    interfaces = (iface("eth0", "aa", "192.168.3.4"), iface("net1", "bb", "10.0.4.9"), iface("net2", "cc", "10.0.5.9"))
+    assert [i.name for i in multus_interfaces(interfaces, primary="eth0", only=("net2",))] == ["net2"]
+    assert [i.name for i in multus_interfaces(interfaces, primary="eth0", only=("eth0", "net1"))] == ["eth0", "net1"]
+
+
+def test_given_an_interface_when_filtering_then_its_link_and_only_its_usable_tentative_addresses_are_kept() -> None:
+    net1 = PodInterface(
+        "net1", 9, MULTUS_A.mac, (IPv4Address("10.0.4.9"),), (IPv6Address("fe80::9"), IPv6Address("2600:1f14:0:4::9"))
+    )
+    assert multus_interfaces((net1,), primary="eth0") == (
+        PodInterface("net1", 9, MULTUS_A.mac, (IPv4Address("10.0.4.9"),), (IPv6Address("2600:1f14:0:4::9"),)),
+    )
+
+
+def test_given_no_interface_with_an_address_when_counting_then_the_shortfall_says_none() -> None:
+    assert missing_interfaces((iface("net1", "aa"),), expected_names=(), expected_count=1) == (
+        "1 Multus interface(s) with an address expected, found 0 (none)",
+    )
+
+
+def test_given_two_ready_of_three_when_counting_then_both_ready_ones_are_named() -> None:
+    present = (iface("net2", "bb", "10.0.5.9"), iface("net1", "aa", "10.0.4.9"))
+    assert missing_interfaces(present, expected_names=(), expected_count=3) == (
+        "3 Multus interface(s) with an address expected, found 2 (net1, net2)",
+    )
+
+
+def test_given_two_tentative_addresses_then_both_are_named_until_dad_ends() -> None:
+    net1 = PodInterface("net1", 3, "aa", (), (IPv6Address("2600:1f14:0:4::200"), IPv6Address("2600:1f14:0:4::201")))
+    assert missing_interfaces((net1,), expected_names=("net1",), expected_count=1) == (
+        "interface net1 has tentative address(es) 2600:1f14:0:4::200, 2600:1f14:0:4::201 "
+        "(IPv6 duplicate address detection not done)",
+    )
+
+
+def test_given_an_ipv4_and_a_tentative_ipv6_when_dad_ends_then_the_interface_becomes_ready() -> None:
+    during = PodInterface("net1", 3, "aa", (IPv4Address("10.0.4.9"),), (IPv6Address("2600:1f14:0:4::9"),))
+    after = PodInterface("net1", 3, "aa", (IPv4Address("10.0.4.9"), IPv6Address("2600:1f14:0:4::9")))
+    assert missing_interfaces((during,), expected_names=(), expected_count=1) != ()
+    assert missing_interfaces((after,), expected_names=(), expected_count=1) == ()
+
+
+def test_given_the_primary_enis_mac_when_locating_then_the_refusal_names_the_address_interface_and_eni() -> None:
+    assert locate(iface("net1", PRIMARY.mac), IPv4Address("10.0.0.50"), ENIS) == Refusal(
+        IPv4Address("10.0.0.50"), "net1", "its MAC is the primary ENI's (eni-primary), never touched"
+    )
+
+
+def test_given_the_mac_of_an_untagged_eni_when_locating_then_it_is_refused_as_the_vpc_cnis() -> None:
+    assert locate(iface("net1", UNTAGGED_ENI.mac), IPv4Address("10.0.6.9"), (*ENIS, UNTAGGED_ENI)) == Refusal(
+        IPv4Address("10.0.6.9"), "net1", f"its MAC is eni-cni's, {UNTAGGED}"
+    )
+
+
+def test_given_the_mac_of_an_eni_whose_tags_are_unknown_when_locating_then_it_is_bound() -> None:
+    # IMDS shows no tags (no_manage None): the subnet and MAC decide, as they did before tags were read.
+    unknown = Eni("0e:00:00:00:00:0e", "eni-e", 4, IPv4Network("10.0.7.0/24"), (), frozenset(), frozenset(), None)
+    decision = locate(iface("net1", unknown.mac), IPv4Address("10.0.7.9"), (*ENIS, unknown))
+    assert decision == Binding(IPv4Address("10.0.7.9"), "net1", "eni-e", unknown.mac, MatchedBy.MAC)
+
+
+def test_given_a_mac_match_and_an_address_outside_its_subnet_then_the_refusal_names_the_address_and_interface() -> None:
+    assert locate(iface("net3", MULTUS_A.mac), IPv4Address("10.0.5.9"), ENIS) == Refusal(
+        IPv4Address("10.0.5.9"), "net3", "outside the subnet of eni-a (same MAC)"
+    )
+
+
+def test_given_an_unknown_mac_when_bound_by_subnet_then_the_binding_carries_the_enis_mac() -> None:
+    assert locate(iface("net2", "02:00:00:00:00:01"), IPv4Address("10.0.5.77"), ENIS) == Binding(
+        IPv4Address("10.0.5.77"), "net2", "eni-b", MULTUS_B.mac, MatchedBy.SUBNET
+    )
+
+
+def test_given_only_an_untagged_enis_subnet_contains_the_address_then_it_is_refused_naming_the_eni() -> None:
+    decision = locate(iface("net1", "02:00:00:00:00:01"), IPv4Address("10.0.6.9"), (*ENIS, UNTAGGED_ENI))
+    assert decision == Refusal(
+        IPv4Address("10.0.6.9"), "net1", f"only the subnets of untagged ENIs contain it (eni-cni): {UNTAGGED}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("10.0.0.50", "only the primary ENI's subnet contains it, and it is never touched"),
+        ("172.16.0.1", "no ENI of this instance is in a subnet that contains it"),
+        ("10.0.4.9", "ambiguous: several ENIs are in subnets that contain it (eni-a, eni-c)"),
+    ],
+    ids=["primary-only", "no-subnet", "ambiguous"],
+)
+def test_given_no_single_eni_by_subnet_when_locating_then_the_refusal_says_why(address: str, reason: str) -> None:
+    twin = Eni("0e:00:00:00:00:0c", "eni-c", 3, IPv4Network("10.0.4.0/24"), (), frozenset(), frozenset())
+    decision = locate(iface("net2", "02:00:00:00:00:01"), ip_address(address), (twin, *ENIS))
+    assert decision == Refusal(ip_address(address), "net2", reason)
+
+
+def test_given_a_pods_interfaces_when_binding_all_then_each_address_is_bound_or_refused() -> None:
+    interfaces = (iface("net1", MULTUS_A.mac, "10.0.4.200", "10.0.5.9"), iface("net2", MULTUS_B.mac, "10.0.5.10"))
+    bindings, refusals = bind_all(interfaces, ENIS)
+    assert bindings == [
+        Binding(IPv4Address("10.0.4.200"), "net1", "eni-a", MULTUS_A.mac, MatchedBy.MAC),
+        Binding(IPv4Address("10.0.5.10"), "net2", "eni-b", MULTUS_B.mac, MatchedBy.MAC),
+    ]
+    assert refusals == [Refusal(IPv4Address("10.0.5.9"), "net1", "outside the subnet of eni-a (same MAC)")]
+    assert str(refusals[0]) == "10.0.5.9 on net1: outside the subnet of eni-a (same MAC)"
+
+
+def test_given_held_addresses_when_unassigning_then_one_call_per_eni_and_family() -> None:
+    held: list[tuple[IPAddress, str]] = [
+        (IPv4Address("10.0.4.201"), "eni-a"),
+        (IPv6Address("2600:1f14:0:4::5"), "eni-a"),
+        (IPv4Address("10.0.4.200"), "eni-a"),
+        (IPv4Address("10.0.5.9"), "eni-b"),
+    ]
+    assert plan_unassign(held) == (
+        UnassignIpv4("eni-a", (IPv4Address("10.0.4.200"), IPv4Address("10.0.4.201"))),
+        UnassignIpv4("eni-b", (IPv4Address("10.0.5.9"),)),
+        UnassignIpv6("eni-a", (IPv6Address("2600:1f14:0:4::5"),)),
+    )
+    assert plan_unassign(iter(held)) == plan_unassign(held), "any iterable, read once"
+
+
+def test_given_an_address_held_by_a_primary_eni_then_it_is_protected_naming_both() -> None:
+    holders: dict[IPAddress, HolderEni] = {
+        IPv4Address("10.0.4.200"): HolderEni("eni-other-primary", device_index=0, no_manage=True)
+    }
+    assert protected_holders([bind("10.0.4.200", MULTUS_A)], holders) == (
+        "10.0.4.200 is held by eni-other-primary, an instance's primary ENI (device index 0)",
+    )
+
+
+def test_given_an_address_held_by_an_untagged_eni_then_it_is_protected_naming_the_tag() -> None:
+    holders: dict[IPAddress, HolderEni] = {
+        IPv6Address("2600:1f14:0:4::5"): HolderEni("eni-cni", device_index=1, no_manage=False)
+    }
+    assert protected_holders([bind("2600:1f14:0:4::5", MULTUS_A)], holders) == (
+        "2600:1f14:0:4::5 is held by eni-cni, which is not tagged node.k8s.amazonaws.com/no_manage=true",
+    )
+
+
+def test_given_addresses_unheld_held_by_us_or_by_another_multus_eni_then_none_is_protected() -> None:
+    holders: dict[IPAddress, HolderEni] = {
+        IPv4Address("10.0.4.201"): HolderEni("eni-a", device_index=0, no_manage=False),  # ours already
+        IPv4Address("10.0.4.202"): HolderEni("eni-other-node", device_index=1, no_manage=True),  # a floating IP
+        IPv4Address("10.0.4.203"): HolderEni("eni-detached", device_index=None, no_manage=True),
+    }
+    bindings = [bind(f"10.0.4.{n}", MULTUS_A) for n in (200, 201, 202, 203)]
+    assert protected_holders(bindings, holders) == ()
+
+
+def test_given_several_bindings_then_every_protected_one_is_named_not_only_the_first() -> None:
+    holders: dict[IPAddress, HolderEni] = {
+        IPv4Address("10.0.4.201"): HolderEni("eni-a", device_index=1, no_manage=True),
+        IPv4Address("10.0.4.202"): HolderEni("eni-p", device_index=0, no_manage=True),
+        IPv4Address("10.0.4.203"): HolderEni("eni-cni", device_index=2, no_manage=False),
+    }
+    bindings = [bind(f"10.0.4.{n}", MULTUS_A) for n in (201, 202, 203)]
+    assert [reason.split(",")[0] for reason in protected_holders(bindings, holders)] == [
+        "10.0.4.202 is held by eni-p",
+        "10.0.4.203 is held by eni-cni",
+    ]
+
+
+def test_given_an_eni_when_asked_whether_it_holds_an_address_then_the_family_list_decides() -> None:
+    eni = Eni(
+        "0e:00:00:00:00:0a",
+        "eni-a",
+        1,
+        IPv4Network("10.0.4.0/24"),
+        (IPv6Network("2600:1f14:0:4::/64"),),
+        frozenset({IPv4Address("10.0.4.4")}),
+        frozenset({IPv6Address("2600:1f14:0:4::4")}),
+    )
+    assert eni.holds(IPv6Address("2600:1f14:0:4::4"))
+    assert not eni.holds(IPv6Address("2600:1f14:0:4::5"))
+    assert eni.holds(IPv4Address("10.0.4.4"))
+    assert not eni.holds(IPv4Address("10.0.4.5"))
+
+
+def test_given_two_untagged_enis_whose_subnets_contain_the_address_then_both_are_named() -> None:
+    twin = Eni("0e:00:00:00:00:0f", "eni-cni2", 4, IPv4Network("10.0.6.0/24"), (), frozenset(), frozenset(), False)
+    decision = locate(iface("net1", "02:00:00:00:00:01"), IPv4Address("10.0.6.9"), (twin, *ENIS, UNTAGGED_ENI))
+    assert isinstance(decision, Refusal)
+    assert decision.reason.startswith("only the subnets of untagged ENIs contain it (eni-cni, eni-cni2): ")

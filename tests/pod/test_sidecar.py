@@ -271,3 +271,58 @@ def test_given_a_stale_ready_file_when_imds_is_unreachable_then_it_is_removed_be
 
     assert finished.exit_code == 6
     assert not ready.exists()
+
+
+def test_given_an_address_no_eni_can_carry_when_it_appears_then_the_sidecar_reports_it_keeps_going_and_releases(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    # Before: UnroutableAddress, exit 4, and the restarted sidecar met the same address again: a crash loop.
+    _pod_with_net1(world, pod_netns)
+
+    def unroutable_then_routable(log: LogStream) -> None:
+        pod_netns.add_address("net1", "192.168.50.5/32")  # in no subnet of any ENI of the instance
+        skipped = log.wait_for(lambda r: r["message"].startswith("address skipped"))
+        assert (skipped["level"], skipped["address"], skipped["interface"]) == ("ERROR", "192.168.50.5", "net1")
+        pod_netns.add_address("net1", "10.0.4.203/32")  # still followed afterwards
+        log.wait_for(lambda r: r["message"] == "assigned" and r["address"] == "10.0.4.203")
+        assert world.secondary_ips(world.eni_a) == {"10.0.4.200", "10.0.4.203"}
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns), unroutable_then_routable)
+
+    assert finished.exit_code == 0
+    assert world.secondary_ips(world.eni_a) == set()  # what it assigned is released on SIGTERM
+    assert "192.168.50.5" not in str(world.aws.calls_to("ec2", "AssignPrivateIpAddresses"))
+
+
+def test_given_an_unroutable_address_from_the_start_when_the_sidecar_starts_then_it_reports_it_once_and_gets_ready(
+    world: World, imds: LocalImds, pod_netns: PodNetns, tmp_path: Path
+) -> None:
+    _pod_with_net1(world, pod_netns)
+    pod_netns.add_address("net1", "192.168.50.6/32")
+    ready = tmp_path / "ready"
+
+    def resync_twice(log: LogStream) -> None:
+        assert ready.exists()  # the routable address is confirmed: the app may start
+        pod_netns.run("link", "set", "net1", "down")  # link changes: full resyncs, the address still unroutable
+        pod_netns.run("link", "set", "net1", "up")
+        pod_netns.add_address("net1", "10.0.4.204/32")
+        log.wait_for(lambda r: r["message"] == "assigned" and r["address"] == "10.0.4.204")
+
+    finished = run_sidecar(manager_env(world, imds, pod_netns, PIM_READY_FILE=str(ready)), resync_twice)
+
+    assert finished.exit_code == 0
+    skipped = [r for r in finished.log.records() if r["message"].startswith("address skipped")]
+    assert [r["address"] for r in skipped] == ["192.168.50.6"]
+    assert world.secondary_ips(world.eni_a) == set()
+
+
+def test_given_an_unroutable_address_when_init_runs_then_it_still_fails_the_pod_start_with_exit_4(
+    world: World, imds: LocalImds, pod_netns: PodNetns
+) -> None:
+    _pod_with_net1(world, pod_netns)
+    pod_netns.add_address("net1", "192.168.50.7/32")
+
+    finished = run_init(manager_env(world, imds, pod_netns))
+
+    assert finished.exit_code == 4
+    assert "192.168.50.7 on net1" in finished.error()["message"]
