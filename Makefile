@@ -8,13 +8,18 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEPS := pyproject.toml requirements/dev.txt requirements/dev.lock layers/multus_ipam/requirements.in
 
-.PHONY: help venv demo test lint typecheck cfn-lint pytest bench lock layer-lock clean sam-venv validate build
+.PHONY: help venv demo test lint typecheck cfn-lint pytest bench lock layer-lock clean sam-venv validate build checkov-venv checkov-lock
 
 # SAM CLI lives in its own virtualenv (its pins conflict with ours). `sam build` for python3.13 needs a
 # python3.13 on PATH: the one scripts/find-python finds (pyenv installs included).
 SAM_VENV ?= .sam-venv
 SAM_STAMP := $(SAM_VENV)/.installed-stamp
 SAM := SAM_CLI_TELEMETRY=0 PATH="$$(dirname "$$(scripts/find-python)"):$$PATH" $(SAM_VENV)/bin/sam
+
+# checkov (the Kubernetes security scanner of the pod IP manager's manifests) in its own virtualenv too: its
+# dependencies conflict with our pins. tests/pod/test_deploy_scan.py runs it; `make test` installs it first.
+CHECKOV_VENV ?= .checkov-venv
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 
 help:
 	@echo "make demo   - set up and run a local scale-out of a Multus node group against the local AWS"
@@ -34,7 +39,7 @@ $(STAMP): $(DEPS)
 demo: venv
 	@$(PY) -m demo
 
-test: lint typecheck cfn-lint validate build pytest
+test: lint typecheck cfn-lint validate build checkov-venv pytest
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -53,6 +58,19 @@ $(SAM_STAMP): requirements/sam.txt
 	@echo "first run: installing SAM CLI into $(SAM_VENV); about a minute, once"
 	@$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/sam.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@
+
+checkov-venv: $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP): requirements/checkov.txt requirements/checkov.lock
+	@test -x $(CHECKOV_VENV)/bin/python || "$$(scripts/find-python)" -m venv $(CHECKOV_VENV)
+	@echo "first run: installing checkov into $(CHECKOV_VENV); under a minute, once"
+	@$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt -c requirements/checkov.lock 2>&1 | { grep -v '^WARNING: Location' || true; }
+	@touch $@
+
+# Re-resolve checkov's pinned set after changing requirements/checkov.txt.
+checkov-lock: checkov-venv
+	{ echo "# Fully resolved set of requirements/checkov.txt (pip freeze of .checkov-venv on Python 3.13): \`make checkov-lock\`."; \
+	  $(CHECKOV_VENV)/bin/python -m pip freeze --disable-pip-version-check; } > requirements/checkov.lock
 
 validate: sam-venv
 	$(SAM) validate --lint
@@ -83,4 +101,4 @@ layer-lock: venv
 		--custom-compile-command 'make layer-lock' --output-file layers/multus_ipam/requirements.txt
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .aws-sam

@@ -9,7 +9,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from multus_ipam.__main__ import EXIT_OK, main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "pod-ip-manager" / "deploy"
-NAD = DEPLOY / "network-attachment-definition.yaml"
+NAD = DEPLOY / "apps" / "multus0-us-east-1a.yaml"
+SIDECAR = DEPLOY / "overlays" / "sidecar" / "multus-vip-a.yaml"
 
 SUBNET = IPv4Network("10.0.4.0/24")
 BOUND = IPv4Address("10.0.4.63")
@@ -30,8 +31,11 @@ POD_RANGES = (IPv4Network("10.0.4.64/26"), IPv4Network("10.0.4.128/25"))
 STATIC = ("--cidr", str(SUBNET), "--worker-bound", str(BOUND))
 RESERVATIONS = ("--cidr", str(SUBNET), *(arg for cidr in POD_RANGES for arg in ("--pod-range", str(cidr))))
 FLOATING_IP = "10.0.4.250/32"
-#: Every 10.0.4.x CIDR a doc or manifest may name: the subnet, the pod ranges, the floating IP.
-KNOWN_CIDRS = {SUBNET, *POD_RANGES, IPv4Network(FLOATING_IP)}
+#: Kept from whereabouts for the sidecar example: its two keepalived pods (.248, .249) and their floating IP.
+KEEPALIVED = "10.0.4.248/30"
+#: Every 10.0.4.x CIDR a doc or manifest may name: the subnet, the pod ranges, the keepalived block, the floating
+#: IP (an address with the subnet's prefix, such as a pod's 10.0.4.248/24, names the subnet).
+KNOWN_CIDRS = {SUBNET, *POD_RANGES, IPv4Network(KEEPALIVED), IPv4Network(FLOATING_IP)}
 
 #: A plan command with its arguments (a bare ``python -m multus_ipam plan`` is a mention, not a command).
 PLAN = re.compile(r"(?:\S*/)?python -m multus_ipam plan (?P<args>--[^#`\n]*)")
@@ -145,17 +149,18 @@ def test_the_network_attachment_definition_is_the_block_its_comment_s_plan_comma
     text = NAD.read_text()
     (command,) = list(PLAN.finditer(text))
     argv = tuple(shlex.split(command["args"]))
-    assert argv == (*STATIC, "--exclude", FLOATING_IP)
+    assert argv == (*STATIC, "--exclude", KEEPALIVED)
     config = json.loads(yaml.safe_load(text)["spec"]["config"])
     assert config["ipam"] == block_of(argv)
 
 
-def test_the_excluded_floating_ip_is_the_one_the_sidecar_deployment_floats() -> None:
-    deployment = yaml.safe_load((DEPLOY / "deployment-sidecar.yaml").read_text())
+def test_the_excluded_block_holds_the_floating_ip_the_sidecar_deployment_floats() -> None:
+    deployment = yaml.safe_load(SIDECAR.read_text())
     containers = deployment["spec"]["template"]["spec"].get("initContainers", [])
     manager = next(c for c in containers if c["name"] == "pod-ip-manager")
     floating = {item["name"]: item.get("value") for item in manager["env"]}["PIM_FLOATING_IPS"]
     assert f"{floating}/32" == FLOATING_IP
+    assert IPv4Network(FLOATING_IP).subnet_of(IPv4Network(KEEPALIVED))
 
 
 def test_the_demo_splits_its_subnets_the_recommended_way() -> None:
@@ -169,7 +174,7 @@ def test_the_demo_splits_its_subnets_the_recommended_way() -> None:
         "README.md",
         "pod-ip-manager/README.md",
         *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "docs").glob("*.md"))),
-        *(str(p.relative_to(ROOT)) for p in sorted(DEPLOY.glob("*.yaml"))),
+        *(str(p.relative_to(ROOT)) for p in sorted(DEPLOY.rglob("*")) if p.suffix in (".yaml", ".conf", ".json")),
         "template.yaml",
         "layers/multus_ipam/multus_ipam/__main__.py",
         "layers/multus_ipam/multus_ipam/settings.py",
@@ -178,7 +183,7 @@ def test_the_demo_splits_its_subnets_the_recommended_way() -> None:
 )
 def test_no_doc_or_manifest_names_another_split_of_the_example_subnet(path: str) -> None:
     text = (ROOT / path).read_text()
-    cidrs = {IPv4Network(found) for found in re.findall(r"\b10\.0\.4\.\d+/\d+", text)}
+    cidrs = {IPv4Interface(found).network for found in re.findall(r"\b10\.0\.4\.\d+/\d+", text)}
     assert cidrs <= KNOWN_CIDRS, f"{path} names {sorted(map(str, cidrs - KNOWN_CIDRS))}"
-    bounds = set(re.findall(r"(?:--worker-bound |subnet-[0-9a-z.]*=)(10\.0\.4\.\d+)\b", text))
+    bounds = set(re.findall(r"(?:--worker-bound |subnet-[0-9a-z.]*=)(10\.0\.4\.\d+)\b(?!/)", text))
     assert bounds <= {str(BOUND)}, f"{path} bounds workers at {sorted(bounds)}"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from scripts.embed_node_files import EMBEDDED, shipped
 from tests.stack.template import resolve, resource, template
@@ -102,6 +103,25 @@ def test_given_the_scripts_when_shellcheck_reads_them_then_it_finds_nothing(tmp_
     scripts = [str(ROOT / "node/multus-link-up"), str(ROOT / "node/multus-links-wait"), str(user_data)]
     checked = subprocess.run([shellcheck, *scripts], capture_output=True, text=True, check=False)  # noqa: S603
     assert checked.returncode == 0, checked.stdout
+
+
+#: The label kubelet gives every node of the stack's group (the node agent's DaemonSet selects it).
+MULTUS_NODE_LABEL = "eks-multus-ipam/multus=true"
+
+
+def node_config(user_data: str) -> dict[str, Any]:
+    (part,) = [p for p in user_data.split("--//") if "Content-Type: application/node.eks.aws" in p]
+    loaded: dict[str, Any] = yaml.safe_load(part.split("\n\n", 1)[1])
+    return loaded
+
+
+@pytest.mark.parametrize("max_pods", [False, True], ids=["default-max-pods", "max-pods"])
+def test_given_the_node_config_when_rendered_then_kubelet_labels_the_node_a_multus_node(max_pods: bool) -> None:
+    config = node_config(rendered(max_pods=max_pods))
+    assert config["kind"] == "NodeConfig"
+    assert config["spec"]["kubelet"]["flags"] == [f"--node-labels={MULTUS_NODE_LABEL}"]
+    assert config["spec"]["kubelet"].get("config") == ({"maxPods": 58} if max_pods else None)
+    assert config["spec"]["cluster"]["name"] == "multus-cluster"
 
 
 def test_given_the_user_data_when_rendered_then_it_fits_ec2_s_limit_and_is_ascii() -> None:

@@ -234,11 +234,22 @@ def test_given_the_environment_when_reading_hook_names_then_both_functions_serve
     assert value.split(",") == _stack_hook_names(create_node_group)
 
 
-def test_given_the_launch_template_when_reading_metadata_options_then_imdsv2_required_with_hop_limit_2() -> None:
+def test_given_the_launch_template_metadata_options_then_imdsv2_required_and_the_hop_limit_is_a_parameter() -> None:
     options = resource("NodeLaunchTemplate")["Properties"]["LaunchTemplateData"]["MetadataOptions"]
     assert options["HttpTokens"] == "required"
-    assert options["HttpPutResponseHopLimit"] == 2
+    assert options["HttpPutResponseHopLimit"] == {"Ref": "ImdsHopLimit"}
     assert options["HttpEndpoint"] == "enabled"
+
+
+def test_given_the_imds_hop_limit_parameter_then_1_by_default_and_2_only_for_the_pod_side_with_imds() -> None:
+    # 1 keeps pods (and so every workload on a Multus node) away from IMDS and the node role's credentials; the
+    # pod IP manager's node agent runs on the host network and its init/sidecar modes can use PIM_ENI_LOOKUP=ec2.
+    parameter = template()["Parameters"]["ImdsHopLimit"]
+    assert (parameter["Type"], parameter["Default"], parameter["AllowedValues"]) == ("Number", 1, [1, 2])
+    description = " ".join(parameter["Description"].split())
+    assert "2 only if you run the pod IP manager's init/sidecar modes with IMDS" in description
+    groups = template()["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    assert any("ImdsHopLimit" in group["Parameters"] for group in groups)
 
 
 def _block_device_mappings() -> list[dict[str, Any]]:
