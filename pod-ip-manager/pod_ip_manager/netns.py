@@ -173,7 +173,8 @@ class NamespaceChanges:
     host: tuple[PodInterface, ...] | None = None
     """The host's links, if they changed."""
     failed: tuple[tuple[str, str], ...] = ()
-    """Namespaces that could not be read (name, why): retried with backoff."""
+    """Namespaces whose file is there but could not be read (name, why): retried with backoff. Not gone: what
+    their pods carried is unknown, not nothing."""
 
     def __bool__(self) -> bool:
         return bool(self.updated or self.removed or self.host is not None or self.failed)
@@ -257,8 +258,8 @@ class PodNamespaces:
         updated, removed, failed = self._sync_directory(verify=True)
         for name in sorted(set(self._watched) - set(updated)):
             links = self._read(name)
-            if links is None:
-                removed = (*removed, name)
+            if isinstance(links, str):
+                failed = (*failed, (name, links))
             else:
                 updated[name] = links
         return NamespaceChanges(updated, removed, self.host_links(), failed)
@@ -295,8 +296,8 @@ class PodNamespaces:
             updated, removed, failed = self._sync_directory(verify=directory_changed)
         for name in sorted(changed - set(updated) - set(removed)):
             links = self._read(name)
-            if links is None:
-                removed = (*removed, name)
+            if isinstance(links, str):
+                failed = (*failed, (name, links))
             else:
                 updated[name] = links
         host = self._host.interfaces() if host_changed and self._host is not None else None
@@ -321,8 +322,14 @@ class PodNamespaces:
             for name in sorted(set(self._watched) & names):
                 try:
                     now = identify(self._path(name))
-                except OSError:
+                except FileNotFoundError:
                     now = None
+                except OSError as error:  # there, but unreadable now: not gone
+                    reason = f"{type(error).__name__}: {error}"
+                    self._forget(name)
+                    self._retry_later(name, reason, quiet=True)
+                    failed.append((name, reason))
+                    continue
                 if now != self._watched[name].identity:
                     self._forget(name)
                     removed.append(name)
@@ -376,15 +383,18 @@ class PodNamespaces:
         log.info("watching namespace", extra={"netns": name, "links": [link.name for link in links]})
         return links
 
-    def _read(self, name: str) -> tuple[PodInterface, ...] | None:
-        """The links of a watched namespace now; ``None`` (and forgotten: the directory decides whether it comes
-        back) if netlink fails on it."""
+    def _read(self, name: str) -> tuple[PodInterface, ...] | str:
+        """The links of a watched namespace now; if netlink fails on it (a dump timing out on a busy node, no file
+        descriptor left), the reason: the namespace is closed and opened again with backoff (its file is still
+        there: a failure to read is not the pod going away)."""
         try:
             return self._watched[name].addresses.interfaces()
         except OSError as error:
-            log.warning("cannot read namespace; dropping it", extra={"netns": name, "error": str(error)})
+            reason = f"{type(error).__name__}: {error}"
+            log.warning("cannot read namespace; opening it again", extra={"netns": name, "error": reason})
             self._forget(name)
-            return None
+            self._retry_later(name, reason, quiet=True)
+            return reason
 
     def _retry_later(self, name: str, reason: str, *, quiet: bool = False) -> None:
         pending = self._pending.get(name) or _Pending(0, 0.0)

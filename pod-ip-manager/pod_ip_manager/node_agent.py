@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv6Address
 from typing import Protocol
 
@@ -157,7 +157,11 @@ class NodeAgent:
         self._enis = enis
         previous = dict(self._pods)
         changes = self._namespaces.rescan()  # after the ENIs: see the module's docstring
-        self._pods = dict(changes.updated)
+        unreadable = {name for name, _ in changes.failed}
+        # A namespace that could not be read still runs its pod: what it carried last stays wanted, and while one
+        # whose addresses were never read exists, nothing is released (any owned address may be its).
+        self._pods = {name: previous[name] for name in unreadable if name in previous} | dict(changes.updated)
+        unknown = sorted(unreadable - set(previous) - set(changes.updated))
         self._host = changes.host or ()
         self._namespace_failures(changes)
         desired = desired_state(self._pods, enis, host=self._host)
@@ -169,6 +173,12 @@ class NodeAgent:
             self._status.resynced(ok=False)
             return False
         plan = plan_node(desired, enis, holders, floating=self._options.floating_ips)
+        if unknown and plan.release:
+            log.warning(
+                "not releasing anything this resync: a namespace could not be read yet",
+                extra={"netns": unknown, "held_back": [str(r.address) for r in plan.release]},
+            )
+            plan = replace(plan, release=())
         self._record_skips(plan.skipped, scope=None)
         errors = self._carry_out(plan, holders, _owners(previous, self._pods))
         ok = not changes.failed

@@ -12,6 +12,7 @@ from ipaddress import ip_address
 import pytest
 
 from pod_ip_manager import netns
+from pod_ip_manager.model import PodInterface
 from pod_ip_manager.netlink import Stopper
 from pod_ip_manager.netns import NamespaceChanges, PodNamespaces, identify
 from tests.pod.node_pods import NodePods, node_pods
@@ -164,3 +165,33 @@ def test_entering_a_pods_namespace_needs_cap_sys_admin_and_nothing_else(
     else:
         assert result.stdout.startswith("[] [")
         assert "needs CAP_SYS_ADMIN" in result.stdout
+
+
+def test_given_a_watched_namespace_whose_read_fails_then_it_is_not_gone_and_is_opened_again_without_a_resync(
+    node_pods: NodePods, watching: PodNamespaces
+) -> None:
+    """Given a pod's namespace whose netlink dump fails once (a timeout on a busy node, no file descriptor
+    left), when the watcher reads it, then it reports the namespace as failed, never as removed (its file is
+    there: the pod runs), and opens it again on its own backoff, with no full resync."""
+    pod = node_pods.add()
+    pod.add_multus("net1", MAC)
+    pod.add_address("net1", "10.0.4.200/24")
+    assert pod.netns in watching.rescan().updated
+    addresses = watching._watched[pod.netns].addresses  # the failure is injected into its socket
+    read = addresses.interfaces
+    failures = iter([TimeoutError("netlink dump timed out")])
+
+    def flaky() -> tuple[PodInterface, ...]:
+        for failure in failures:
+            raise failure
+        return read()
+
+    addresses.interfaces = flaky  # type: ignore[method-assign]
+    pod.add_address("net1", "10.0.4.201/32")  # a change in the pod: the watcher reads it again
+
+    failed = wait_for(watching, lambda c: bool(c.failed or c.removed))
+    assert failed.removed == ()
+    assert [name for name, _ in failed.failed] == [pod.netns]
+    again = wait_for(watching, lambda c: pod.netns in c.updated)
+    (net1,) = [link for link in again.updated[pod.netns] if link.name == "net1"]
+    assert set(net1.addresses) == {ip_address("10.0.4.200"), ip_address("10.0.4.201")}
