@@ -160,18 +160,28 @@ def test_given_our_hooks_not_on_the_group_then_each_missing_one_is_a_problem(
     hook is named and counted: nothing would give a new node its Multus ENIs, or release them."""
     found = report(eni("eni-1", A, 1), eni("eni-2", B, 2), hooks=present)
 
-    expected = tuple(h.name for h in OUR_HOOKS if h not in present)
-    assert found.missing_hooks == expected
+    expected = [what for h, what in zip(OUR_HOOKS, ("launch", "terminate"), strict=True) if h not in present]
+    assert [m.split()[1] for m in found.missing_hooks] == expected
+    assert all(f"ours-multus-{what}" in m for what, m in zip(expected, found.missing_hooks, strict=True))
     assert found.problems == len(expected)
 
 
-def test_given_hook_names_when_deciding_then_they_replace_the_stacks_default_names() -> None:
-    """Given LIFECYCLE_HOOK_NAMES (a group the stack created names its hooks multus-launch/-terminate)."""
+def test_given_the_group_the_stack_created_when_deciding_without_hook_names_then_its_hooks_are_ours() -> None:
+    """Given the stack's own group, whose hooks are multus-launch and multus-terminate (not <stack>-multus-...),
+    when deciding without LIFECYCLE_HOOK_NAMES, then they are ours, not another tool's to remove."""
     hooks = (LifecycleHook("multus-launch", LAUNCHING, 600), LifecycleHook("multus-terminate", TERMINATING, 600))
 
-    found = report(
-        eni("eni-1", A, 1), eni("eni-2", B, 2), hooks=hooks, hook_names=("multus-launch", "multus-terminate")
-    )
+    found = report(eni("eni-1", A, 1), eni("eni-2", B, 2), hooks=hooks)
 
     assert {h.kind for h in found.hooks} == {HookKind.OURS}
     assert found.missing_hooks == ()
+
+
+def test_given_hook_names_when_deciding_then_only_those_are_ours() -> None:
+    """Given LIFECYCLE_HOOK_NAMES naming other hooks, the stack's usual names are another tool's."""
+    hooks = (LifecycleHook("multus-launch", LAUNCHING, 600), LifecycleHook("mine-terminate", TERMINATING, 600))
+
+    found = report(eni("eni-1", A, 1), eni("eni-2", B, 2), hooks=hooks, hook_names=("mine-launch", "mine-terminate"))
+
+    assert {h.name: h.kind for h in found.hooks} == {"multus-launch": HookKind.OTHER, "mine-terminate": HookKind.OURS}
+    assert found.missing_hooks == ("a launch hook of ours (mine-launch)",)

@@ -35,9 +35,10 @@ LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 EKS_HOOKS = frozenset({"Launch-LC-Hook", "Terminate-LC-Hook"})
 
 
-def stack_hook_names(owner: str) -> tuple[str, str]:
-    """The names the stack gives its two hooks on an existing group (template.yaml, ExistingGroup*Hook)."""
-    return f"{owner}-multus-launch", f"{owner}-multus-terminate"
+def stack_hook_names(owner: str) -> tuple[str, ...]:
+    """The names the stack gives its two hooks: on an existing group (template.yaml, ExistingGroup*Hook), and on
+    the group it creates (its LifecycleHookSpecificationList)."""
+    return f"{owner}-multus-launch", f"{owner}-multus-terminate", "multus-launch", "multus-terminate"
 
 
 class HookKind(StrEnum):
@@ -101,7 +102,7 @@ class Report:
     """Sample ENIs in the Multus subnets attached to nothing (the half-made case), and detached ENIs of ours."""
     hooks: tuple[HookFinding, ...] = ()
     missing_hooks: tuple[str, ...] = ()
-    """Our hooks (by name) that are not on the group: nothing would give a new node its Multus ENIs."""
+    """Our hooks that are not on the group (a launch one: nothing gives a new node its Multus ENIs)."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -207,8 +208,8 @@ def _classify_unattached(eni: Eni, *, owner: str) -> Finding | None:
 def classify_hooks(
     hooks: Sequence[LifecycleHook], ours: Sequence[str]
 ) -> tuple[tuple[HookFinding, ...], tuple[str, ...]]:
-    """Each hook on the group: ours (named in ``ours``), EKS's, or another tool's; and which of ours is missing
-    (one launch and one terminate hook are expected among ``ours``)."""
+    """Each hook on the group: ours (named in ``ours``), EKS's, or another tool's; and what of ours is missing:
+    a launch hook and a terminate hook among ``ours``."""
     found = tuple(
         HookFinding(
             h.name,
@@ -217,8 +218,13 @@ def classify_hooks(
         )
         for h in sorted(hooks, key=lambda h: h.name)
     )
-    present = {h.name for h in found if h.kind is HookKind.OURS}
-    return found, tuple(name for name in ours if name not in present)
+    mine = [h for h in found if h.kind is HookKind.OURS]
+    missing = []
+    for launching, what in ((True, "launch"), (False, "terminate")):
+        if not any(h.launching == launching for h in mine):
+            names = [n for n in ours if n.endswith(f"-{what}")] or list(ours)
+            missing.append(f"a {what} hook of ours ({' or '.join(names)})")
+    return found, tuple(missing)
 
 
 def decide(
@@ -288,8 +294,8 @@ def render(report: Report, *, applied: bool) -> str:
     lines.append("lifecycle hooks")
     lines.extend(f"  {h.name} ({'launch' if h.launching else 'terminate'}): {h.kind.value}" for h in report.hooks)
     lines.extend(
-        f"  missing: {name}, ours: deploy the stack on this group first, or name our hooks (LIFECYCLE_HOOK_NAMES)"
-        for name in report.missing_hooks
+        f"  missing: {what}: deploy the stack on this group first, or name our hooks (LIFECYCLE_HOOK_NAMES)"
+        for what in report.missing_hooks
     )
     pending = report.pending
     verb = "changed" if applied else "to change"
