@@ -259,7 +259,10 @@ class Reconciler:
                     group=group, hook=hook.name, token=None, instance_id=instance.instance_id
                 )
             except LifecycleActionGone:
-                continue  # ours is done; the instance waits on another hook
+                # Ours is done; the instance waits on another hook. Asked again half a timeout from now, not each run.
+                with self._lock:
+                    self._beaten[(instance.instance_id, hook.name)] = now
+                continue
             except MultusIpamError as error:
                 self._log.warning(
                     "could not extend the wait of an instance whose event is queued",
