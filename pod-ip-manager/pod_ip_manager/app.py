@@ -30,7 +30,7 @@ from pod_ip_manager.netlink import NetlinkAddresses, Stopper
 from pod_ip_manager.planning import multus_interfaces
 from pod_ip_manager.ports import InstanceMetadata
 from pod_ip_manager.retry import RetryPolicy
-from pod_ip_manager.service import Options, PodIpManager
+from pod_ip_manager.service import CONFIRM_INTERVAL_EC2_SECONDS, CONFIRM_INTERVAL_SECONDS, Options, PodIpManager
 
 log = logging.getLogger("pod_ip_manager")
 
@@ -94,6 +94,11 @@ def run(settings: Settings) -> int:
                     floating_ips=frozenset(settings.floating_ips),
                     move_retry=policy,
                     skip_unroutable=settings.mode is Mode.SIDECAR,
+                    confirm_interval_seconds=(
+                        CONFIRM_INTERVAL_EC2_SECONDS
+                        if settings.eni_lookup is EniLookup.EC2
+                        else CONFIRM_INTERVAL_SECONDS
+                    ),
                 ),
                 stopped=stopper.is_set,
             )

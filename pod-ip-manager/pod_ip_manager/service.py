@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: How often IMDS is read while waiting for an assignment to show (remapping is asynchronous).
 CONFIRM_INTERVAL_SECONDS = 0.25
+#: With PIM_ENI_LOOKUP=ec2 each poll is a DescribeNetworkInterfaces, whose account-wide rate the VPC CNI shares.
+CONFIRM_INTERVAL_EC2_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,8 @@ class Options:
     floating_ips: frozenset[IPAddress] = frozenset()
     """Addresses that move between pods (VIPs): never unassigned, since another pod on this node may hold them
     on the same ENI now, and this pod cannot see the other pods."""
+    confirm_interval_seconds: float = CONFIRM_INTERVAL_SECONDS
+    """How often the confirmation asks again (CONFIRM_INTERVAL_EC2_SECONDS when it asks EC2)."""
     skip_unroutable: bool = False
     """Sidecar: an address no ENI of this instance can carry (outside every Multus subnet, say a VIP from another
     network) is logged as an error and left alone, instead of ``UnroutableAddress`` (exit 4), which would only
@@ -273,7 +277,7 @@ class PodIpManager:
             if self._clock() >= deadline:
                 shown = [f"{b.address} on {b.eni_id}" for b in pending]
                 raise AssignmentNotVisible(shown, self._options.confirm_seconds)
-            self._sleep(CONFIRM_INTERVAL_SECONDS)
+            self._sleep(self._options.confirm_interval_seconds)
             pending = not_yet_visible(pending, self._metadata.enis())
 
     def _apply(self, actions: Sequence[Action]) -> None:

@@ -67,7 +67,13 @@ def test_given_ec2_lookup_when_init_runs_then_the_enis_are_found_by_mac_and_both
     }
     filters = _filters(world)
     assert filters[0][0] == "mac-address"
-    assert ("attachment.instance-id", world.instance_id) in filters  # the confirmation reads the ENIs from EC2
+    last_assign = max(c.seq for c in world.aws.calls if c.operation.startswith("Assign"))
+    confirmations = [
+        c
+        for c in world.aws.calls_to("ec2", "DescribeNetworkInterfaces")
+        if c.seq > last_assign and c.params.get("Filter.1.Name") == "attachment.instance-id"
+    ]
+    assert confirmations, "the confirmation reads the instance's ENIs from EC2 again, after the assignments"
     assert world.aws.calls_to("ec2", "DescribeSubnets")
     starting = next(r for r in finished.log.records() if r["message"] == "starting")
     assert starting["eni_lookup"] == "ec2"
