@@ -222,7 +222,7 @@ class LogStream(io.TextIOBase):
         with self._changed:
             return [json.loads(line) for line in self._lines]
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
@@ -236,7 +236,7 @@ class LogStream(io.TextIOBase):
                 self._changed.wait(remaining)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
     """Wait on state, with a bound (never a fixed sleep as an assertion)."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -289,7 +289,7 @@ def run_init(env: dict[str, str], during: Callable[[LogStream], None] | None = N
         driver.start()
     code = main(["init"], env, out=log)
     if driver:
-        driver.join(15)
+        driver.join(60)
     if failures:
         raise failures[0]
     return Finished(code, log)
@@ -321,7 +321,7 @@ def run_sidecar(env: dict[str, str], script: Callable[[LogStream], None]) -> Fin
         driver.start()
         code = main(["sidecar"], env, out=log)
         finished.set()
-        driver.join(15)
+        driver.join(60)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if failures:

@@ -144,7 +144,7 @@ class Agent:
     def get(self, path: str) -> tuple[int, str]:
         port = self.wait("starting")["status_port"]
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
                 return int(response.status), response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, ""
@@ -185,7 +185,7 @@ def run_agent(env: dict[str, str], script: Callable[[Agent], None], *, after: st
         driver.start()
         code = main(["node-agent"], env, out=log)
         finished.set()
-        driver.join(15)
+        driver.join(60)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
