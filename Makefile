@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEPS := pyproject.toml requirements/dev.txt requirements/dev.lock layers/multus_ipam/requirements.in
 
-.PHONY: help venv demo test lint typecheck cfn-lint pytest bench lock layer-lock clean sam-venv validate build checkov-venv checkov-lock
+.PHONY: help venv demo test lint typecheck cfn-lint pytest bench lock layer-lock clean sam-venv validate build checkov-venv checkov-lock mutation
 
 # SAM CLI lives in its own virtualenv (its pins conflict with ours). `sam build` for python3.13 needs a
 # python3.13 on PATH: the one scripts/find-python finds (pyenv installs included).
@@ -25,6 +25,7 @@ help:
 	@echo "make demo   - set up and run a local scale-out of a Multus node group against the local AWS"
 	@echo "make test   - set up and run lint, type checks, cfn-lint, sam validate + build and the tests (what CI runs)"
 	@echo "make bench  - burst and cold-start benchmarks (not part of the tests)"
+	@echo "make mutation - mutation testing: scores per module and every surviving mutant (not part of the tests)"
 	@echo "make build  - sam build (the deployable stack, into .aws-sam/); then: sam deploy --guided"
 
 venv: $(STAMP)
@@ -87,6 +88,14 @@ bench: venv
 	$(PY) -m benchmarks.burst
 	$(PY) -m benchmarks.cold_start
 
+# Mutation testing (docs/testing.md): each pure module against the tests that own it, and the engine's flows against
+# its handler tests; a score per module and every survivor. Not part of `make test` (it takes a while). Pass
+# MUTATION="addressing plan" to run some targets only, MUTATION_JOBS to change the parallel mutants (default 2).
+MUTATION ?=
+MUTATION_JOBS ?= 2
+mutation: venv
+	$(PY) -m mutation --jobs $(MUTATION_JOBS) $(MUTATION)
+
 # Re-resolve the full pinned set after changing requirements/dev.txt.
 lock: venv
 	$(PY) -m pip freeze --exclude-editable --disable-pip-version-check | grep -v '^eks-multus-ipam' > requirements/dev.lock
@@ -101,4 +110,4 @@ layer-lock: venv
 		--custom-compile-command 'make layer-lock' --output-file layers/multus_ipam/requirements.txt
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .aws-sam mutants

@@ -635,7 +635,7 @@ def main() -> int:
         print("\nSOMETHING IS WRONG:\n" + "\n".join(f"  - {problem}" for problem in problems))
     else:
         print("\nall good: no leaked ENI, no worker in a pod range, every launch and termination completed in time")
-    print('next: `python -m multus_ipam plan --help` to plan your subnets, then docs/deploy.md.')
+    print("next: `python -m multus_ipam plan --help` to plan your subnets, then docs/deploy.md.")
     return 1 if problems else 0
 
 

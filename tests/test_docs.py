@@ -60,9 +60,7 @@ def commands(path: Path) -> list[Shown]:
 CHECKED_ELSEWHERE = {
     "docs/pod-side.md": "tests/pod/test_docs_pod_side.py",
 }
-SHOWN = [
-    shown for path in DOCS if str(path.relative_to(ROOT)) not in CHECKED_ELSEWHERE for shown in commands(path)
-]
+SHOWN = [shown for path in DOCS if str(path.relative_to(ROOT)) not in CHECKED_ELSEWHERE for shown in commands(path)]
 
 
 @pytest.mark.parametrize("doc", sorted(CHECKED_ELSEWHERE))
@@ -70,6 +68,7 @@ def test_the_docs_left_to_their_own_test_have_one(doc: str) -> None:
     test = ROOT / CHECKED_ELSEWHERE[doc]
     assert test.exists()
     assert doc in test.read_text(), f"{test.name} does not read {doc}"
+
 
 #: (pattern, who runs it or what is checked instead). Checked in order; the first match counts.
 ACCOUNTED: list[tuple[re.Pattern[str], str]] = [
@@ -100,6 +99,11 @@ ACCOUNTED: list[tuple[re.Pattern[str], str]] = [
         "needs Docker: the event files it reads are the ones tests/handlers/test_sample_events.py delivers",
     ),
     (re.compile(r"^aws "), "needs an AWS account: operation and options checked against botocore's model below"),
+    (
+        re.compile(r"^make mutation( MUTATION(_JOBS)?=\S+)*$|^\.venv/bin/python -m mutation(\.faults)?( \S+)?$"),
+        "not part of make test (it runs for an hour or more): tests/test_mutation_report.py checks its report and "
+        "that every hand-applied fault still finds its line",
+    ),
 ]
 
 

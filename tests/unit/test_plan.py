@@ -736,3 +736,238 @@ def test_given_access_denied_on_the_reservations_when_planning_live_then_exit_3_
         expected_params={"SubnetId": SUBNET, "MaxResults": 1000},
     )
     assert_unreadable(run_stubbed(client), "GetSubnetCidrReservations failed: UnauthorizedOperation")
+
+
+# --- ranges, conflicts and messages an operator reads --------------------------------------------------------
+
+
+def test_given_an_ipv4_range_then_only_ipv4_addresses_inside_it_are_in_it() -> None:
+    pods = AddressRange(a("10.0.4.64"), a("10.0.4.127"))
+    assert a("10.0.4.64") in pods
+    assert a("10.0.4.127") in pods
+    assert a("10.0.4.128") not in pods
+    assert IPv6Address("::a00:440") not in pods, "the same integer in another family"
+    assert "10.0.4.70" not in pods
+
+
+def test_given_a_network_that_touches_a_range_at_either_end_then_it_overlaps_it() -> None:
+    pods = AddressRange(a("10.0.4.64"), a("10.0.4.127"))
+    assert pods.overlaps(IPv4Network("10.0.4.127/32"))
+    assert pods.overlaps(IPv4Network("10.0.4.64/32"))
+    assert not pods.overlaps(IPv4Network("10.0.4.60/30"))  # .60 - .63: ends right below
+    assert not pods.overlaps(IPv4Network("10.0.4.128/25"))
+
+
+def test_given_a_range_of_one_address_when_shown_then_it_is_that_address() -> None:
+    assert str(AddressRange(a("10.0.4.9"), a("10.0.4.9"))) == "10.0.4.9"
+    assert str(AddressRange(a("10.0.4.9"), a("10.0.4.10"))) == "10.0.4.9 - 10.0.4.10"
+
+
+def test_given_a_bound_and_pod_ranges_when_planning_then_the_error_asks_for_one_of_them() -> None:
+    with pytest.raises(PlanError) as raised:
+        plan_subnet(NET, worker_bound=a("10.0.4.63"), pod_ranges=[IPv4Network("10.0.4.64/26")])
+    assert str(raised.value) == (
+        "give a worker bound (static mode) or pod ranges (cidr-reservation mode) for IPv4, not both"
+    )
+
+
+def test_given_neither_a_bound_nor_pod_ranges_when_planning_then_the_error_names_both_modes() -> None:
+    expected = "give a worker bound (static mode) or pod ranges / explicit reservations (cidr-reservation)"
+    with pytest.raises(PlanError) as raised:
+        plan_subnet(NET)
+    assert str(raised.value) == expected
+    with pytest.raises(PlanError) as raised:
+        plan_networks([NET])
+    assert str(raised.value) == expected
+
+
+def test_given_a_bound_in_another_subnet_when_planning_then_it_is_not_inside_the_subnet() -> None:
+    with pytest.raises(PlanError) as raised:
+        plan_subnet(NET, worker_bound=a("10.0.5.10"))
+    assert str(raised.value) == "worker bound 10.0.5.10 is not inside subnet 10.0.4.0/24"
+
+
+def test_given_overlapping_pod_ranges_when_planning_then_the_conflict_names_them() -> None:
+    plan = plan_subnet(NET, pod_ranges=[IPv4Network("10.0.4.64/26"), IPv4Network("10.0.4.96/27")])
+    assert [str(c) for c in plan.conflicts] == ["pod-ranges-overlap: 10.0.4.64/26, 10.0.4.96/27 overlap"]
+
+
+def test_given_live_explicit_and_prefix_reservations_when_planning_then_only_the_explicit_ones_are_pod_ranges() -> None:
+    prefix = Reservation(reservation_id="scr-2", cidr=IPv4Network("10.0.4.16/28"), kind="prefix")
+    plan = plan_subnet(NET, reservations=[explicit("10.0.4.128/25"), prefix])
+    assert plan.pod_ranges == (AddressRange(a("10.0.4.128"), a("10.0.4.255")),)
+    assert plan.notes[0] == "pod ranges taken from the subnet's explicit CIDR reservations"
+
+
+def test_given_a_prefix_reservation_outside_the_pod_range_then_workers_never_get_its_addresses() -> None:
+    # EC2 assigns automatically inside no reservation, explicit or prefix.
+    prefix = Reservation(reservation_id="scr-2", cidr=IPv4Network("10.0.4.16/28"), kind="prefix")
+    plan = plan_subnet(NET, pod_ranges=[IPv4Network("10.0.4.128/25")], reservations=[explicit("10.0.4.128/25"), prefix])
+    assert plan.worker_ranges == (
+        AddressRange(a("10.0.4.4"), a("10.0.4.15")),
+        AddressRange(a("10.0.4.32"), a("10.0.4.127")),
+    )
+    assert plan.conflicts == ()
+
+
+@pytest.mark.parametrize("order", ["explicit-first", "prefix-first"])
+def test_given_a_prefix_reservation_overlapping_the_pod_range_in_cidr_reservation_mode_then_it_is_a_conflict(
+    order: str,
+) -> None:
+    prefix = Reservation(reservation_id="scr-2", cidr=IPv4Network("10.0.4.96/28"), kind="prefix")
+    reservations = [explicit("10.0.4.64/26"), prefix]
+    if order == "prefix-first":
+        reservations.reverse()
+    plan = plan_subnet(NET, pod_ranges=[IPv4Network("10.0.4.64/26")], reservations=reservations)
+    assert [str(c) for c in plan.conflicts] == [
+        "reservation-overlaps-pod-range: prefix reservation 10.0.4.96/28 (scr-2) overlaps the pod range "
+        "10.0.4.64 - 10.0.4.127"
+    ]
+
+
+def test_given_a_reservation_without_an_id_when_it_conflicts_then_the_conflict_says_so() -> None:
+    prefix = Reservation(reservation_id="", cidr=IPv4Network("10.0.4.128/28"), kind="prefix")
+    plan = plan_subnet(NET, worker_bound=a("10.0.4.63"), reservations=[prefix])
+    assert [str(c) for c in plan.conflicts] == [
+        "reservation-overlaps-pod-range: prefix reservation 10.0.4.128/28 (no id) overlaps the pod range "
+        "10.0.4.64 - 10.0.4.254"
+    ]
+
+
+def test_given_pod_ranges_covering_every_usable_address_then_no_worker_capacity_is_a_conflict() -> None:
+    plan = plan_subnet(NET, pod_ranges=[IPv4Network("10.0.4.0/24")])
+    assert plan.worker_capacity == 0
+    assert [str(c) for c in plan.conflicts] == ["no-worker-capacity: no address is left for workers in 10.0.4.0/24"]
+
+
+def test_given_one_address_left_for_workers_then_there_is_no_capacity_conflict() -> None:
+    pod_ranges = [IPv4Network("10.0.4.0/30"), IPv4Network("10.0.4.5/32"), IPv4Network("10.0.4.6/31")]
+    pod_ranges += [IPv4Network("10.0.4.8/29"), IPv4Network("10.0.4.16/28"), IPv4Network("10.0.4.32/27")]
+    pod_ranges += [IPv4Network("10.0.4.64/26"), IPv4Network("10.0.4.128/25")]
+    plan = plan_subnet(NET, pod_ranges=pod_ranges)
+    assert plan.worker_capacity == 1
+    assert ConflictKind.NO_WORKER_CAPACITY not in kinds(plan)
+
+
+def test_given_ipv6_when_a_foreign_eni_holds_an_address_and_a_prefix_in_the_pod_range_then_both_conflict() -> None:
+    net6 = IPv6Network("2600:1f18:1:4::/64")
+    held = Eni(
+        eni_id="eni-06",
+        subnet_id="subnet-0123456789abcdef0",
+        status="in-use",
+        ipv6s=(IPv6Address("2600:1f18:1:4:1::5"),),
+        ipv6_prefixes=(IPv6Network("2600:1f18:1:4:1::100/124"),),
+    )
+    plan = plan_subnet(net6, pod_ranges=[IPv6Network("2600:1f18:1:4:1::/80")], enis=[held])
+    pod_range = "2600:1f18:1:4:1:: - 2600:1f18:1:4:1:ffff:ffff:ffff"
+    assert [str(c) for c in plan.conflicts] == [
+        f"address-in-use-in-pod-range: eni-06 (not attached, not ours) holds 2600:1f18:1:4:1::5 inside the pod range "
+        f"{pod_range}",
+        f"address-in-use-in-pod-range: eni-06 (not attached) has prefix 2600:1f18:1:4:1::100/124 inside the pod range "
+        f"{pod_range}",
+    ]
+    assert plan.exclude == (IPv6Network("2600:1f18:1:4:1::5/128"), IPv6Network("2600:1f18:1:4:1::100/124"))
+
+
+def test_given_an_eni_prefix_in_the_pod_range_then_the_conflict_names_the_eni_its_instance_and_the_prefix() -> None:
+    plan = plan_subnet(NET, worker_bound=a("10.0.4.63"), enis=[eni("eni-04", "10.0.4.5", prefixes=("10.0.4.96/28",))])
+    assert [str(c) for c in plan.conflicts] == [
+        "address-in-use-in-pod-range: eni-04 (i-0abc) has prefix 10.0.4.96/28 inside the pod range "
+        "10.0.4.64 - 10.0.4.254"
+    ]
+
+
+def test_given_two_blocks_of_one_family_when_planning_networks_then_the_error_names_them() -> None:
+    with pytest.raises(PlanError) as raised:
+        plan_networks([NET, IPv4Network("10.0.5.0/24")], worker_bound=a("10.0.4.63"))
+    assert str(raised.value) == "one CIDR block per address family, not 10.0.4.0/24, 10.0.5.0/24"
+
+
+def test_given_a_dual_stack_subnet_with_only_ipv4_explicit_reservations_then_ipv6_gets_a_note_not_a_plan() -> None:
+    plan = plan_networks([NET, NET6], reservations=[explicit("10.0.4.128/25")])
+    assert [f.network for f in plan.families] == [NET]
+    assert plan.notes == (f"no IPv6 pod range in {NET6}: pods get no IPv6 address",)
+
+
+def test_given_a_dual_stack_subnet_with_only_an_ipv6_pod_range_then_ipv6_is_planned_after_the_ipv4_note() -> None:
+    plan = plan_networks([NET, NET6], pod_ranges=[IPv6Network("2600:1f18:1:4:1::/80")])
+    assert [f.network for f in plan.families] == [NET6]
+    assert plan.notes == (f"no IPv4 pod range in {NET}: pods get no IPv4 address",)
+
+
+def test_given_an_owner_when_planning_networks_then_another_stacks_eni_counts_as_foreign() -> None:
+    other = eni("eni-03", "10.0.4.10", "10.0.4.90", tags={OWNER_TAG: "stack-b"})
+    plan = plan_networks([NET], worker_bound=a("10.0.4.63"), enis=[other], owner="stack-a")
+    assert kinds(plan) == [ConflictKind.ADDRESS_IN_USE_IN_POD_RANGE]
+
+
+def test_given_a_detached_foreign_eni_in_the_pod_range_then_the_conflict_says_not_attached() -> None:
+    detached = Eni(
+        eni_id="eni-08", subnet_id="subnet-0123456789abcdef0", status="available", private_ipv4s=(a("10.0.4.90"),)
+    )
+    plan = plan_subnet(NET, worker_bound=a("10.0.4.63"), enis=[detached])
+    assert [str(c) for c in plan.conflicts] == [
+        "address-in-use-in-pod-range: eni-08 (not attached, not ours) holds 10.0.4.90 inside the pod range "
+        "10.0.4.64 - 10.0.4.254"
+    ]
+
+
+def test_given_a_plan_with_conflicts_when_rendered_then_the_subnet_header_comes_first_and_each_conflict_is_listed() -> (
+    None
+):
+    plan = plan_subnet(NET, worker_bound=a("10.0.4.63"), enis=[eni("eni-01", "10.0.4.70", tags=OURS)])
+    lines = render(Plan((plan,))).splitlines()
+    assert lines[:6] == [
+        "Subnet 10.0.4.0/24 (mode static, workers up to 10.0.4.63)",
+        "  AWS-reserved  10.0.4.0, 10.0.4.1, 10.0.4.2, 10.0.4.3, 10.0.4.255  (5 addresses)",
+        "  workers       10.0.4.4 - 10.0.4.63  (60 addresses (0 in use))",
+        "  pods          10.0.4.64 - 10.0.4.254  (190 addresses)",
+        "Conflicts (1):",
+        "  - worker-in-pod-range: eni-01 (i-0abc) has worker address 10.0.4.70 inside the pod range "
+        "10.0.4.64 - 10.0.4.254",
+    ]
+
+
+def test_given_a_dual_stack_plan_when_rendered_then_both_families_are_shown() -> None:
+    plan = plan_networks([NET, NET6], pod_ranges=[IPv4Network("10.0.4.64/26"), IPv6Network("2600:1f18:1:4:1::/80")])
+    out = render(plan)
+    assert out.startswith("Subnet 10.0.4.0/24 (mode cidr-reservation)\n")
+    assert "\nSubnet 2600:1f18:1:4::/64 (mode cidr-reservation)\n" in out
+
+
+def test_given_no_pod_range_left_when_rendered_then_pods_are_none() -> None:
+    out = render(Plan((plan_subnet(NET, worker_bound=a("10.0.4.254")),)))
+    assert "\n  pods          none  (0 addresses)\n" in out
+
+
+def test_given_both_families_without_room_for_pods_when_rendered_then_the_message_names_both_subnets() -> None:
+    held = Eni(
+        eni_id="eni-09",
+        subnet_id="subnet-0123456789abcdef0",
+        status="in-use",
+        private_ipv4s=tuple(a(f"10.0.4.{n}") for n in (64, 65, 66, 67)),
+        ipv6s=tuple(IPv6Address(f"2600:1f18:1:4:1::{n}") for n in range(4)),
+    )
+    plan = plan_networks(
+        [NET, NET6], pod_ranges=[IPv4Network("10.0.4.64/30"), IPv6Network("2600:1f18:1:4:1::/126")], enis=[held]
+    )
+    assert render(plan).endswith(f"No whereabouts block: no address is left for pods in {NET}, {NET6}.\n")
+
+
+def test_given_a_plan_without_conflicts_when_rendered_then_the_ranges_and_a_pasteable_block_follow() -> None:
+    out = render(Plan((plan_subnet(NET, pod_ranges=[IPv4Network("10.0.4.64/26")]),)))
+    assert out == (
+        "Subnet 10.0.4.0/24 (mode cidr-reservation)\n"
+        "  AWS-reserved  10.0.4.0, 10.0.4.1, 10.0.4.2, 10.0.4.3, 10.0.4.255  (5 addresses)\n"
+        "  workers       10.0.4.4 - 10.0.4.63, 10.0.4.128 - 10.0.4.254  (187 addresses)\n"
+        "  pods          10.0.4.64 - 10.0.4.127  (64 addresses)\n"
+        "Conflicts: none\n"
+        'whereabouts IPAM for the NetworkAttachmentDefinition (its "ipam" object):\n'
+        "{\n"
+        '  "type": "whereabouts",\n'
+        '  "range": "10.0.4.0/24",\n'
+        '  "range_start": "10.0.4.64",\n'
+        '  "range_end": "10.0.4.127",\n'
+        '  "exclude": []\n'
+        "}\n"
+    )

@@ -147,11 +147,9 @@ def quoted(value: object) -> str:
 
 
 def _describe(error: ValidationError) -> str:
-    problems = []
-    for item in error.errors(include_url=False):
-        location = ".".join(str(part) for part in item["loc"][1:]) or "event"
-        problems.append(f"{location}: {item['msg']}")
-    return "; ".join(problems)
+    """Each problem as ``path.in.the.event: what is wrong``. Pydantic's location starts with the wrapper's field
+    and the detail-type the union was told apart by: neither is a key of the event."""
+    return "; ".join(f"{'.'.join(str(part) for part in item['loc'][2:])}: {item['msg']}" for item in error.errors())
 
 
 def parse_lifecycle_event(event: object) -> ParsedEvent:
@@ -162,8 +160,8 @@ def parse_lifecycle_event(event: object) -> ParsedEvent:
     if not isinstance(event, dict):
         raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
     if _is_test_notification(event):
-        detail = event.get("detail") if isinstance(event.get("detail"), dict) else event
-        group = detail.get("AutoScalingGroupName") if isinstance(detail, dict) else None
+        fields = event["detail"] if isinstance(event.get("detail"), dict) else event
+        group = fields.get("AutoScalingGroupName")
         return TestNotification(group=group if isinstance(group, str) else None)
     detail_type = event.get("detail-type")
     if detail_type not in (LAUNCH_DETAIL_TYPE, TERMINATE_DETAIL_TYPE):

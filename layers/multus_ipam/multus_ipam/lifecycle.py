@@ -850,7 +850,8 @@ class LifecycleService:
         """Detach and delete our ENIs of the instance until the rollback's deadline; returns the ids that could
         not be released (and those the time did not allow to try).
 
-        ``everything`` False keeps attached ENIs with DeleteOnTermination: EC2 deletes them with the instance.
+        ``everything`` False keeps attached ENIs with DeleteOnTermination: EC2 deletes them with the instance. An
+        ENI attached to another instance is that instance's, whatever its tags say: it is kept.
         ``known``: ENIs this invocation made or attached; released even if the listing does not show them yet.
         """
         left: list[str] = []
@@ -865,6 +866,13 @@ class LifecycleService:
         left.extend(unconfirmed)
         for eni in owned:
             attachment = eni.attachment
+            if attachment is not None and attachment.instance_id != instance_id:
+                # Tagged for this instance, but another one has it (an operator moved it): that one's now.
+                self._log.warning(
+                    "kept an ENI tagged for this instance that another instance has attached",
+                    extra={"eni": eni.eni_id, "attached_to": attachment.instance_id},
+                )
+                continue
             if (
                 not everything
                 and attachment

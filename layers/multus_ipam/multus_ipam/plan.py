@@ -229,10 +229,10 @@ class _Split:
     mode: PlanMode
     workers: list[tuple[int, int]]
     pods: list[tuple[int, int]]
-    pod_networks: list[IPNetwork]
+    pod_networks: list[IPNetwork] = field(default_factory=list)
     """cidr-reservation: the pod ranges as networks, as given (or found)."""
-    notes: list[str]
-    conflicts: list[Conflict]
+    notes: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
 
 
 def _split(
@@ -256,7 +256,7 @@ def _split(
             raise PlanError(f"worker bound {worker_bound} is one of the addresses AWS reserves in {network}")
         bound = int(worker_bound)
         pods = [(bound + 1, last_usable)] if bound < last_usable else []
-        return _Split(PlanMode.STATIC, [(first_usable, bound)], pods, [], [], [])
+        return _Split(PlanMode.STATIC, [(first_usable, bound)], pods)
     notes: list[str] = []
     if not pod_ranges and reservations is not None:
         pod_ranges = [r.cidr for r in reservations if r.kind == "explicit" and r.cidr.version == network.version]
@@ -309,14 +309,13 @@ WHEREABOUTS_IPV6_REACH = 2**63
 
 
 def _ipv6_reach_notes(network: IPNetwork, pods: Sequence[AddressRange]) -> list[str]:
-    if network.version != 6 or network.prefixlen > 64:  # only ranges as wide as a /64 (IPv6 subnets are /64)
-        return []
-    limit = _version_address(6, int(network.network_address) + WHEREABOUTS_IPV6_REACH - 1)
+    """Pod ranges past the reach: only in a subnet wider than a /65, so an IPv6 /64 (never an IPv4 subnet)."""
+    limit = int(network.network_address) + WHEREABOUTS_IPV6_REACH - 1
     return [
-        f"the pod range {pod_range} reaches above {limit}: whereabouts releases that address only the first /65 "
-        f"of a range as wide as {network} (its README, Note 2) never hand those addresses out"
+        f"the pod range {pod_range} reaches above {IPv6Address(limit)}: whereabouts releases that address only "
+        f"the first /65 of a range as wide as {network} (its README, Note 2) never hand those addresses out"
         for pod_range in pods
-        if int(pod_range.last) > int(limit)
+        if int(pod_range.last) > limit
     ]
 
 
@@ -418,7 +417,7 @@ def plan_subnet(
     """
     same_version = None if reservations is None else [r for r in reservations if r.cidr.version == network.version]
     split = _split(network, worker_bound, pod_ranges, same_version)
-    reserved = tuple(sorted(aws_reserved(network), key=int))
+    reserved = tuple(sorted(aws_reserved(network)))
     workers = _ranges_of(network.version, split.workers)
     pods = _ranges_of(network.version, split.pods)
 

@@ -12,7 +12,7 @@ from typing import Protocol, TypeVar
 
 from multus_ipam.addressing import AddressSpace, IPAddress, IPNetwork, choose_worker_address, launch_rank
 from multus_ipam.errors import InsufficientAddresses, MissingReservation, SubnetMisconfigured, WorkerRangeExhausted
-from multus_ipam.ports import Clock, Ec2, Eni, Instance, Reservation, Subnet
+from multus_ipam.ports import Clock, Eni, Instance, Reservation, Subnet
 from multus_ipam.settings import INSTANCE_TAG, OWNER_TAG, Settings
 
 #: How long an execution environment remembers an address EC2 refused as in use that none of our describes
@@ -36,6 +36,12 @@ class AddressChoice:
     ipv6: IPv6Address | None
     ipv6_auto: bool
     reason: str
+
+
+class ReservationReader(Protocol):
+    """The one EC2 read the strategies make themselves (multus_ipam.ports.Ec2 provides it)."""
+
+    def subnet_reservations(self, subnet_id: str) -> list[Reservation]: ...
 
 
 class LaunchView(Protocol):
@@ -124,7 +130,7 @@ class ReservationCache:
     """Each subnet's CIDR reservations, read at most once per RESERVATION_CACHE_SECONDS per execution
     environment. Thread-safe; no lock held across a call (two threads may both read: harmless)."""
 
-    def __init__(self, ec2: Ec2, clock: Clock, ttl_seconds: float = RESERVATION_CACHE_SECONDS) -> None:
+    def __init__(self, ec2: ReservationReader, clock: Clock, ttl_seconds: float = RESERVATION_CACHE_SECONDS) -> None:
         self._ec2 = ec2
         self._clock = clock
         self._ttl = timedelta(seconds=ttl_seconds)
@@ -149,7 +155,7 @@ class StaticLowestFree:
     name = "static"
     ranks_by_group = True
 
-    def __init__(self, settings: Settings, ec2: Ec2, clock: Clock) -> None:
+    def __init__(self, settings: Settings, ec2: ReservationReader, clock: Clock) -> None:
         self._settings = settings
         self._reservations = ReservationCache(ec2, clock)
         self._hidden = HiddenAddresses(clock)
@@ -250,7 +256,7 @@ class CidrReservation:
     name = "cidr-reservation"
     ranks_by_group = False
 
-    def __init__(self, settings: Settings, ec2: Ec2, clock: Clock) -> None:
+    def __init__(self, settings: Settings, ec2: ReservationReader, clock: Clock) -> None:
         self._settings = settings
         self._reservations = ReservationCache(ec2, clock)
 
