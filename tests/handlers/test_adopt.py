@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from multus_ipam.__main__ import EXIT_CONFLICTS, EXIT_OK, EXIT_UNREADABLE, main
-from multus_ipam.settings import CREATED_AT_TAG, INSTANCE_TAG, NO_MANAGE_TAG, OWNER_TAG, SUBNET_TAG
+from multus_ipam.settings import (
+    CREATED_AT_TAG,
+    INSTANCE_TAG,
+    NO_MANAGE_TAG,
+    OWNER_TAG,
+    SUBNET_TAG,
+    parse_created_at,
+)
 from tests.handlers.reconcile import make_reconciler, reconcile
 from tests.handlers.world import GROUP, LAUNCH_HOOK, TERMINATE_HOOK, World, deliver
 
@@ -163,17 +170,20 @@ def test_given_a_group_the_sample_serves_when_reporting_then_each_eni_is_listed_
 def test_given_the_report_when_applying_then_exactly_the_sample_enis_are_tagged_and_given_delete_on_termination(
     sample: SampleGroup,
 ) -> None:
+    before = sample.world.aws.clock.now().replace(microsecond=0)
     code, out, _ = sample.adopt("--apply")
+    after = sample.world.aws.clock.now()
 
     assert code == EXIT_CONFLICTS
     assert out.endswith("4 ENI(s) changed; 1 refused or missing (listed above)\n")
-    now = sample.world.aws.clock.now().strftime("%Y-%m-%dT%H:%M")
     for (instance, index), eni in sample.sample_enis.items():
         tags = sample.tags(eni)
         assert tags[OWNER_TAG] == OWNER
         assert tags[INSTANCE_TAG] == instance
         assert tags[SUBNET_TAG] == sample.world.multus_subnets[index - 1]
-        assert tags[CREATED_AT_TAG].startswith(now)
+        created = parse_created_at(tags[CREATED_AT_TAG])  # the adoption's time
+        assert created is not None
+        assert before <= created <= after
         assert tags[USER_TAG["Key"]] == USER_TAG["Value"]
         assert sample.eni(eni)["Attachment"]["DeleteOnTermination"] is True
     assert {e["NetworkInterfaceId"] for e in sample.world.our_enis()} == set(sample.sample_enis.values())
