@@ -188,6 +188,8 @@ class Reconciler:
         events: list[dict[str, object]] = []
         lost: list[GroupInstance] = []
         for instance in overdue:
+            if self._clock.now() >= end:  # one question per instance: the rest wait for the next run
+                break
             launching = instance.lifecycle_state in LAUNCH_WAITS
             seen = since[(instance.instance_id, instance.lifecycle_state)]
             pending = [
